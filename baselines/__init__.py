@@ -1,0 +1,1 @@
+"""Reference agents registered under stable names: random, rule, clip, qwen-vl."""
