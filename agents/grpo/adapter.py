@@ -1,0 +1,147 @@
+"""Env -> TRL: a prompt dataset built from env episodes, and one reward function per reward term.
+
+All term functions of one batch share a cache keyed on the batch's (episode_ids, completions), so the
+env's ``score_batch`` (and therefore the listener) is called ONCE per reward batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+RewardFunc = Callable[..., list[float]]
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a TRL completion: a plain string or conversational ``[{"role": "assistant", ...}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        parts = []
+        for msg in completion:
+            content = msg.get("content", "") if isinstance(msg, dict) else msg
+            if isinstance(content, list):
+                parts.extend(str(c.get("text") or "") for c in content if isinstance(c, dict))
+            else:
+                parts.append(str(content or ""))
+        return "".join(parts)
+    raise TypeError(f"completion must be a string or a list of messages, got {type(completion).__name__}")
+
+
+def _pil(array: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(array, dtype=np.uint8))
+
+
+def episode_prompt(env: Any, episode_id: int, prompt_opts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One dataset row: the conversational prompt and PIL images of episode ``episode_id``."""
+    from agents.qwen.prompts import build_messages
+
+    obs, _info = env.reset(options={"episode_id": int(episode_id)})
+    role = env.unwrapped.role
+    messages, images = build_messages(role, obs, **(prompt_opts or {}))
+    images = [img if hasattr(img, "size") and not isinstance(img, np.ndarray) else _pil(img) for img in images]
+    return {"prompt": messages, "images": images, "episode_id": int(episode_id)}
+
+
+def split_episodes(num_episodes: int, holdout_frac: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded partition of episode ids into (train, held_out); held_out gets ``round(frac*n)`` ids."""
+    if num_episodes <= 0:
+        raise ValueError(f"env has no episodes (num_episodes={num_episodes})")
+    if not 0.0 <= holdout_frac < 1.0:
+        raise ValueError(f"holdout_frac must be in [0, 1), got {holdout_frac}")
+    perm = np.random.default_rng(seed).permutation(num_episodes)
+    n_hold = round(holdout_frac * num_episodes)
+    if holdout_frac > 0 and n_hold == 0:
+        n_hold = 1
+    if n_hold >= num_episodes:
+        raise ValueError(f"holdout_frac={holdout_frac} leaves no training episodes out of {num_episodes}")
+    return sorted(int(i) for i in perm[n_hold:]), sorted(int(i) for i in perm[:n_hold])
+
+
+def build_dataset(env: Any, episode_ids: Sequence[int] | None = None, prompt_opts: dict[str, Any] | None = None) -> Any:
+    """A ``datasets.Dataset`` with ``prompt`` (conversational), ``images`` (PIL list) and ``episode_id``."""
+    from datasets import Dataset, Image, List
+
+    ids = list(range(env.unwrapped.num_episodes)) if episode_ids is None else [int(i) for i in episode_ids]
+    if not ids:
+        raise ValueError("build_dataset got no episode ids")
+    rows = [episode_prompt(env, i, prompt_opts) for i in ids]
+    data = {k: [r[k] for r in rows] for k in ("prompt", "images", "episode_id")}
+    ds = Dataset.from_dict(data)  # PIL lists are inferred as List(Image())
+    if ds.features["images"] != List(Image()):
+        ds = ds.cast_column("images", List(Image()))
+    return ds
+
+
+class BatchScorer:
+    """Scores (episode_ids, completions) through ``env.unwrapped.score_batch`` with a one-entry batch cache."""
+
+    def __init__(self, env: Any, on_scored: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.env = env
+        self.on_scored = on_scored
+        self.calls = 0
+        self._key: tuple | None = None
+        self._value: tuple[np.ndarray, list[dict[str, Any]]] | None = None
+        self._lock = threading.Lock()
+
+    def score(self, episode_ids: Sequence[int], completions: Sequence[Any], **context: Any) -> tuple[np.ndarray, list[dict]]:
+        """(rewards, infos) for the batch; reuses the last result when the batch is identical."""
+        if len(episode_ids) != len(completions):
+            raise ValueError(f"got {len(episode_ids)} episode ids but {len(completions)} completions")
+        texts = [completion_text(c) for c in completions]
+        key = (tuple(int(i) for i in episode_ids), tuple(texts))
+        with self._lock:
+            if self._key == key and self._value is not None:
+                return self._value
+            rewards, infos = self.env.unwrapped.score_batch(list(key[0]), texts)
+            self.calls += 1
+            self._key, self._value = key, (np.asarray(rewards, dtype=np.float32), list(infos))
+            if self.on_scored is not None:
+                self.on_scored({"episode_ids": key[0], "completions": texts, "rewards": self._value[0],
+                                "infos": self._value[1], **context})
+            return self._value
+
+
+def reward_term_names(env: Any) -> list[str]:
+    """The reward terms the env reports, found by scoring one empty completion of episode 0."""
+    _rewards, infos = env.unwrapped.score_batch([0], [""])
+    terms = list(infos[0].get("reward_terms", {}))
+    if not terms:
+        raise ValueError("env.score_batch infos carry no reward_terms; cannot build per-term reward functions")
+    return terms
+
+
+def reward_term_weights(env: Any, terms: Sequence[str]) -> list[float]:
+    """The env's own weight per term (``env.unwrapped.reward.weights``; 1.0 where the env has none).
+
+    Envs report UNWEIGHTED term values in ``info["reward_terms"]``, so TRL must apply these weights for its
+    summed reward to equal the env's reward.
+    """
+    weights = getattr(getattr(env.unwrapped, "reward", None), "weights", None) or {}
+    return [float(weights.get(t, 1.0)) for t in terms]
+
+
+def make_reward_funcs(scorer: BatchScorer, terms: Sequence[str]) -> list[RewardFunc]:
+    """One TRL reward function per term (named ``<term>`` so TRL logs ``rewards/<term>/mean``)."""
+    if not terms:
+        raise ValueError("make_reward_funcs needs at least one reward term")
+    funcs: list[RewardFunc] = []
+    for term in terms:
+
+        def fn(prompts: Any = None, completions: Sequence[Any] = (), episode_id: Sequence[int] = (),
+               trainer_state: Any = None, _term: str = term, **_: Any) -> list[float]:
+            if not episode_id:
+                raise ValueError("reward function needs the dataset's episode_id column (remove_unused_columns=False)")
+            step = int(getattr(trainer_state, "global_step", 0)) + 1 if trainer_state is not None else 0
+            _rewards, infos = scorer.score(episode_id, completions, step=step)
+            return [float(info.get("reward_terms", {}).get(_term, 0.0)) for info in infos]
+
+        fn.__name__ = term
+        fn.__qualname__ = term
+        funcs.append(fn)
+    return funcs

@@ -1,0 +1,131 @@
+"""One GRPO run end to end: env -> dataset + reward functions -> TRL GRPOTrainer -> outputs in the run folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.grpo import config as C
+from agents.grpo.adapter import (
+    BatchScorer,
+    build_dataset,
+    make_reward_funcs,
+    reward_term_names,
+    reward_term_weights,
+    split_episodes,
+)
+from agents.grpo.callbacks import (
+    ROLLOUTS_FILE,
+    RewardCurveCallback,
+    RewardProgressCallback,
+    RolloutLogger,
+    process_index,
+)
+from agents.grpo.evaluate import METRICS_FILE, HeldoutEvalCallback
+from agents.grpo.resume import checkpoint_step, resolve_resume, truncate_jsonl
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its folder, final step, and the before/after held-out metrics."""
+
+    output_dir: Path
+    global_step: int
+    resumed_from: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def make_env(train: Any) -> Any:
+    """The gymnasium env named by ``train.env.id`` with ``train.env.kwargs``."""
+    import gymnasium as gym
+
+    import agents.grpo.shaping  # noqa: F401  (registers the shaping reward terms)
+    import lewis_env  # noqa: F401  (registers the lewis_env/* ids)
+
+    kwargs = C.to_container(train.env.get("kwargs") or {})
+    if isinstance(kwargs.get("dataset"), dict) and isinstance(kwargs["dataset"].get("vary"), list):
+        kwargs["dataset"]["vary"] = tuple(kwargs["dataset"]["vary"])
+    try:
+        return gym.make(str(train.env.id), **kwargs)
+    except gym.error.Error as exc:
+        raise ValueError(f"cannot make env {train.env.id!r} from train.env: {exc}") from exc
+
+
+def load_model_and_processor(train: Any) -> tuple[Any, Any]:
+    """The policy model and its processor from ``train.model`` (``tiny`` resolves to the offline tiny Qwen2-VL)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = C.resolve_model_path(str(train.model))
+    proc_kwargs = {k: int(train[k]) for k in ("min_pixels", "max_pixels") if train.get(k)}
+    processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
+    model_kwargs: dict[str, Any] = {"dtype": getattr(torch, str(train.get("torch_dtype") or "float32"))}
+    if train.get("attn_implementation"):
+        model_kwargs["attn_implementation"] = str(train.attn_implementation)
+    model = AutoModelForImageTextToText.from_pretrained(path, **model_kwargs)
+    return model, processor
+
+
+def _save_config(cfg: Any, out: Path) -> None:
+    from omegaconf import OmegaConf
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
+    """Train per the composed config ``cfg`` (root with a ``train`` node); returns where things went."""
+    from transformers import ProgressCallback
+    from trl import GRPOTrainer
+
+    train = cfg.train
+    C.validate(train)
+    out = C.output_dir(train)
+    rank0 = process_index() == 0
+    # only rank 0 judges "non-empty output dir": other ranks may start after rank 0 wrote config.yaml
+    ckpt = resolve_resume(out, train.get("resume_from_checkpoint", False),
+                          bool(train.get("overwrite_output_dir")) or not rank0)
+    if rank0:
+        if ckpt is not None:
+            truncate_jsonl(out / ROLLOUTS_FILE, checkpoint_step(ckpt))
+        else:  # a fresh start (possibly over an old run with overwrite_output_dir): no stale logs
+            for name in (ROLLOUTS_FILE, METRICS_FILE):
+                (out / name).unlink(missing_ok=True)
+        _save_config(cfg, out)
+
+    env = make_env(train)  # one env (one listener) serves the rewards and the held-out evaluation
+    train_ids, heldout = split_episodes(env.unwrapped.num_episodes, float(train.get("holdout_frac", 0.0)), int(train.seed))
+    heldout = heldout[: int(train.get("eval_max_episodes") or len(heldout))]
+    prompt_opts = C.to_container(train.get("prompt_opts") or {})
+    dataset = build_dataset(env, train_ids, prompt_opts)
+
+    terms = C.to_container(train.get("reward_terms")) or reward_term_names(env)
+    logger = RolloutLogger(out, terms)
+    scorer = BatchScorer(env, on_scored=logger.on_scored)
+    reward_funcs = make_reward_funcs(scorer, terms)
+
+    model, processor = load_model_and_processor(train)
+    overrides = {} if train.get("reward_weights") is not None else {"reward_weights": reward_term_weights(env, terms)}
+    args = C.build_grpo_config(train, out, **overrides)
+    k = C.to_container(train.env.get("kwargs") or {}).get("k")
+    callbacks = [
+        logger,
+        RewardCurveCallback(out, title=out.name),
+        HeldoutEvalCallback(env, processor, heldout, int(train.max_completion_length), out,
+                            int(train.get("eval_batch_size") or 16), prompt_opts, chance=1.0 / k if k else None),
+        *extra_callbacks,
+    ]
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
+                          processing_class=processor, peft_config=C.lora_config(train), callbacks=callbacks)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(RewardProgressCallback(print_every=int(train.get("print_every", 10) or 0)))
+
+    trainer.train(resume_from_checkpoint=ckpt)
+    trainer.save_model(str(out))
+    if rank0:
+        processor.save_pretrained(str(out))
+    metrics = json.loads((out / METRICS_FILE).read_text()) if (out / METRICS_FILE).is_file() else {}
+    return RunResult(output_dir=out, global_step=int(trainer.state.global_step), resumed_from=ckpt, metrics=metrics)

@@ -1,0 +1,200 @@
+"""QwenVLAgent: a Qwen-VL model playing every lewis-bench role (speaker, listener, recognition, VQA, ident.)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.qwen.prompts import LETTERS, build_messages, option_letters
+from agents.registry import ROLES, BaseAgent
+
+LISTENER_MODES = ("score", "text")
+
+
+class QwenVLAgent(BaseAgent):
+    """A transformers Qwen-VL model as an agent: generation for the speaker, likelihood scoring elsewhere.
+
+    Listener (``listener_mode="score"``): P("Yes") per candidate for "does this description match the image?"
+    with the shared-prefix scorer, argmax wins (as the reference listener service does); ``"text"`` shows
+    all K images labelled A.. and picks the most likely letter. Recognition: P(Yes) >= ``threshold``.
+    VQA / identification: the most likely option letter. Index action mode returns ints.
+    """
+
+    name = "qwen-vl"
+    roles = frozenset(ROLES)
+
+    def __init__(self, model: str | Path | Any = "tiny", adapter: str | Path | None = None, dtype: str | Any = "auto",
+                 device: str = "auto", attn_implementation: str = "sdpa", min_pixels: int | None = None,
+                 max_pixels: int | None = None, max_new_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, listener_mode: str = "score", threshold: float = 0.5, batch_size: int = 8,
+                 scoring: str = "shared", processor: Any = None, system_prompt: str | None = None) -> None:
+        super().__init__()
+        if listener_mode not in LISTENER_MODES:
+            raise ValueError(f"listener_mode must be one of {LISTENER_MODES}, got {listener_mode!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if max_new_tokens < 1 or batch_size < 1:
+            raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+        from agents.qwen.loading import load_model_and_processor, load_processor
+        from agents.qwen.scoring import YesNoScorer
+
+        if isinstance(model, (str, Path)):
+            self.model_id = str(model)
+            self.model, self.processor = load_model_and_processor(
+                model, adapter=adapter, dtype=dtype, device=device, attn_implementation=attn_implementation,
+                min_pixels=min_pixels, max_pixels=max_pixels)
+            if processor is not None:
+                self.processor = processor
+        else:  # an already-loaded model (e.g. the GRPO policy) needs its processor alongside
+            if processor is None:
+                processor = load_processor(model.name_or_path, min_pixels=min_pixels, max_pixels=max_pixels)
+            self.model_id, self.model, self.processor = str(getattr(model, "name_or_path", "model")), model, processor
+        self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
+        self.listener_mode, self.threshold, self.batch_size = listener_mode, float(threshold), int(batch_size)
+        self.system_prompt = system_prompt
+        self.scorer = YesNoScorer(self.model, self.processor, method=scoring, batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"QwenVLAgent(model={self.model_id!r}, listener_mode={self.listener_mode!r})"
+
+    # -- model calls ----------------------------------------------------------------------------
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _inputs(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> Any:
+        texts = [self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                 for m in messages_list]
+        images = [im for ims in images_list for im in ims]
+        self.processor.tokenizer.padding_side = "left"
+        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        dtype = next(self.model.parameters()).dtype
+        return {k: (v.to(self.device, dtype) if k.startswith("pixel_values") else v.to(self.device))
+                for k, v in batch.items()}
+
+    def generate(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> list[str]:
+        """Decoded completions, one per prompt (greedy when temperature is 0), batched by ``batch_size``."""
+        import torch
+
+        out: list[str] = []
+        tok = self.processor.tokenizer
+        for s in range(0, len(messages_list), self.batch_size):
+            batch = self._inputs(messages_list[s:s + self.batch_size], images_list[s:s + self.batch_size])
+            sample = self.temperature > 0
+            kwargs: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=sample,
+                                          pad_token_id=tok.pad_token_id)
+            if sample:
+                kwargs.update(temperature=self.temperature, top_p=self.top_p)
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                seqs = self.model.generate(**batch, **kwargs)
+            new = seqs[:, batch["input_ids"].shape[1]:]
+            out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+    def next_token_logits(self, messages_list: Sequence[list[dict[str, Any]]],
+                          images_list: Sequence[list[Any]]) -> Any:
+        """(N, V) float32 logits of the first answer token for each prompt, batched by ``batch_size``."""
+        import torch
+
+        rows = []
+        for s in range(0, len(messages_list), self.batch_size):
+            batch = self._inputs(messages_list[s:s + self.batch_size], images_list[s:s + self.batch_size])
+            with torch.inference_mode():
+                rows.append(self.model(**batch, use_cache=False).logits[:, -1, :].float().cpu())
+        return torch.cat(rows, dim=0)
+
+    def _letter_choice(self, logits: Any, letters: Sequence[str]) -> tuple[int, list[float]]:
+        """Index of the most likely option letter and the softmax over the letters."""
+        import torch
+
+        from agents.qwen.scoring import answer_token_ids
+
+        tok = self.processor.tokenizer
+        groups = [answer_token_ids(tok, (l, " " + l)) for l in letters]
+        scores = torch.stack([torch.logsumexp(logits[..., g], dim=-1) for g in groups], dim=-1)
+        probs = torch.softmax(scores, dim=-1)
+        return int(torch.argmax(probs)), probs.tolist()
+
+    def score_candidates(self, descriptions: Sequence[str], candidate_lists: Sequence[Sequence[Any]],
+                         object_names: Sequence[str | None] | None = None) -> list[list[float]]:
+        """P(Yes) of each description against each of its candidates (images, arrays or ImageRefs)."""
+        return self.scorer.score_candidates(descriptions, candidate_lists, object_names)
+
+    # -- roles --------------------------------------------------------------------------------
+    def _object_name(self, info: Mapping[str, Any] | None) -> str:
+        return str((info or {}).get("category") or "object")
+
+    def _answer(self, index: int, letters: str | Sequence[str]) -> Any:
+        return int(index) if self.action_mode == "index" else letters[index]
+
+    def act(self, observation: dict[str, Any], info: dict[str, Any] | None = None) -> Any:
+        """One action for one observation of the bound env."""
+        return self.act_batch([observation], [info])[0]
+
+    def act_batch(self, observations: Sequence[dict[str, Any]],
+                  infos: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
+        """Actions for many observations: one batched model pass per ``batch_size`` prompts."""
+        if self.role is None:
+            raise RuntimeError("call agent.bind(env) before act(); the env tells the agent its role")
+        obs = list(observations)
+        infs: list[Any] = list(infos) if infos is not None else [None] * len(obs)
+        if len(infs) != len(obs):
+            raise ValueError(f"act_batch got {len(obs)} observations but {len(infs)} infos")
+        if not obs:
+            return []
+        return getattr(self, f"_act_{self.role}")(obs, infs)
+
+    def _build(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any], **opts: Any) -> tuple[list, list]:
+        built = [build_messages(self.role, o, object_name=self._object_name(i), system=self.system_prompt, **opts)
+                 for o, i in zip(obs, infs)]
+        return [m for m, _ in built], [ims for _, ims in built]
+
+    def _act_speaker(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> list[Any]:
+        if self.action_mode == "index":
+            raise ValueError("QwenVLAgent speaks text; make the speaker env with action_mode='text'")
+        return self.generate(*self._build(obs, infs))
+
+    def _act_listener(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> list[Any]:
+        if self.listener_mode == "score":
+            cands = [list(np.asarray(o["candidates"])) for o in obs]
+            scores = self.scorer.score_candidates([str(o["description"]) for o in obs], cands,
+                                                  [self._object_name(i) for i in infs])
+            return [self._answer(int(np.argmax(s)), LETTERS) for s in scores]
+        logits = self.next_token_logits(*self._build(obs, infs))
+        return [self._answer(self._letter_choice(logits[n], LETTERS[:len(o["candidates"])])[0], LETTERS)
+                for n, o in enumerate(obs)]
+
+    def yes_probability(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> np.ndarray:
+        """P(Yes) of the recognition question for each observation."""
+        from agents.qwen.scoring import yes_probability_from_logits
+
+        logits = self.next_token_logits(*self._build(obs, infs))
+        return yes_probability_from_logits(logits, self.scorer.yes_ids, self.scorer.no_ids).numpy()
+
+    def _act_recognition(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> list[Any]:
+        p = self.yes_probability(obs, infs)
+        return [int(x >= self.threshold) if self.action_mode == "index" else ("yes" if x >= self.threshold else "no")
+                for x in p]
+
+    def _act_options(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any], key: str) -> list[Any]:
+        logits = self.next_token_logits(*self._build(obs, infs))
+        out = []
+        for n, o in enumerate(obs):
+            letters = option_letters(o[key])
+            if not letters:
+                raise ValueError(f"{self.role} observation {key!r} has no lettered lines ('A. ...'): {o[key]!r:.80}")
+            out.append(self._answer(self._letter_choice(logits[n], letters)[0], letters))
+        return out
+
+    def _act_vqa(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> list[Any]:
+        return self._act_options(obs, infs, "options")
+
+    def _act_identification(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any]) -> list[Any]:
+        return self._act_options(obs, infs, "database")

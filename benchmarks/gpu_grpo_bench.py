@@ -1,0 +1,149 @@
+"""GPU GRPO benchmark: a few real GRPOTrainer steps of a Qwen2-VL-2B-sized model (random weights), LoRA, bf16.
+
+Standalone and offline: the 2B-dimension model is built from a ``Qwen2VLConfig`` around the tiny local
+tokenizer/processor (agents.tiny), saved to a temp dir, and trained by ``agents.grpo.runner.run`` on the
+synthetic colour game against the rule listener. Prints seconds per step and peak GPU memory.
+
+    python benchmarks/gpu_grpo_bench.py [--steps 6] [--num-generations 4] [--image-size 448] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of every optimizer step (generation + scoring + backward)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._t0 = 0.0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def build_2b_checkpoint(out_dir: Path, full_vocab: bool = True) -> Path:
+    """Random-weight Qwen2-VL with 2B dimensions + the tiny processor, saved with save_pretrained (bf16)."""
+    import torch
+    from transformers import AutoProcessor, GenerationConfig, Qwen2VLForConditionalGeneration
+
+    from agents.tiny import (
+        QWEN2VL_2B_TEXT,
+        QWEN2VL_2B_VISION,
+        QWEN2VL_2B_VOCAB,
+        qwen2vl_config,
+        tiny_model_path,
+    )
+
+    processor = AutoProcessor.from_pretrained(tiny_model_path())
+    config = qwen2vl_config(processor.tokenizer, dict(QWEN2VL_2B_TEXT), dict(QWEN2VL_2B_VISION),
+                            vocab_size=QWEN2VL_2B_VOCAB if full_vocab else None)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
+    tc = config.text_config
+    model.generation_config = GenerationConfig(bos_token_id=tc.bos_token_id, eos_token_id=[tc.eos_token_id],
+                                               pad_token_id=tc.pad_token_id, do_sample=False)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    del model
+    torch.cuda.empty_cache()
+    print(f"[bench] built random Qwen2-VL-2B-sized model: {n_params / 1e9:.2f} B parameters")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and print/return its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=1, help="steps excluded from the mean (CUDA/kernel warm-up)")
+    ap.add_argument("--num-generations", type=int, default=4)
+    ap.add_argument("--prompts-per-step", type=int, default=2)
+    ap.add_argument("--max-completion-length", type=int, default=64)
+    ap.add_argument("--image-size", type=int, default=448)
+    ap.add_argument("--lora-r", type=int, default=64)
+    ap.add_argument("--small-vocab", action="store_true", help="tokenizer-sized vocab instead of 151936")
+    ap.add_argument("--json", type=str, default=None, help="also write the figures to this JSON file")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_grpo_bench needs a CUDA GPU")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    with tempfile.TemporaryDirectory(prefix="lewis_grpo_bench_") as tmp:
+        t0 = time.perf_counter()
+        ckpt = build_2b_checkpoint(Path(tmp) / "qwen2vl-2b-random", full_vocab=not a.small_vocab)
+        build_s = time.perf_counter() - t0
+        overrides = [
+            "train=speaker_tiny_cpu",
+            f"train.model={ckpt}", "train.model_short=qwen2vl-2b-random",
+            f"train.output_dir={Path(tmp) / 'run'}", "train.overwrite_output_dir=true",
+            "train.torch_dtype=bfloat16", "train.bf16=true", "train.attn_implementation=sdpa",
+            "train.use_peft=true", f"train.lora_r={a.lora_r}", f"train.lora_alpha={2 * a.lora_r}",
+            "train.lora_dropout=0.001", "train.gradient_checkpointing=true",
+            f"train.num_generations={a.num_generations}",
+            f"train.per_device_train_batch_size={a.num_generations * a.prompts_per_step}",
+            "train.gradient_accumulation_steps=1",
+            f"train.max_completion_length={a.max_completion_length}", "train.learning_rate=1e-5",
+            f"train.max_steps={a.steps}", "train.save_steps=100000", "train.holdout_frac=0.0",
+            "train.wandb.mode=disabled",
+            f"train.env.kwargs.image_size={a.image_size}", f"train.env.kwargs.dataset.image_size={a.image_size}",
+        ]
+        timer = StepTimer()
+        torch.cuda.reset_peak_memory_stats()
+        t1 = time.perf_counter()
+        result = run(compose(overrides), extra_callbacks=[timer])
+        total_s = time.perf_counter() - t1
+    steady = timer.times[a.warmup:] or timer.times
+    figures = {
+        "device": torch.cuda.get_device_name(0),
+        "steps": result.global_step,
+        "completions_per_step": a.num_generations * a.prompts_per_step,
+        "max_completion_length": a.max_completion_length,
+        "image_size": a.image_size,
+        "lora_r": a.lora_r,
+        "sec_per_step_mean": statistics.mean(steady),
+        "sec_per_step_median": statistics.median(steady),
+        "sec_per_step_all": [round(t, 3) for t in timer.times],
+        "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
+        "build_model_s": build_s,
+        "train_total_s": total_s,
+    }
+    print(f"[bench] {figures['device']}: {figures['sec_per_step_mean']:.2f} s/step (median "
+          f"{figures['sec_per_step_median']:.2f}, {len(steady)} steps after {a.warmup} warm-up), "
+          f"peak GPU memory {figures['peak_gpu_mem_gib']:.1f} GiB allocated / "
+          f"{figures['peak_gpu_reserved_gib']:.1f} GiB reserved")
+    print(json.dumps(figures, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""``lewis-data``: inspect a dataset, compute its hard negatives, or export it as a Hugging Face dataset.
+
+    lewis-data stats [SPEC] [--set num_concepts=16 ...]
+    lewis-data negatives SPEC --k 3 [--method auto|attributes|clip] --out negatives.json
+    lewis-data export-hf SPEC OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lewis_env.data.registry import load_dataset
+
+
+def _parse_value(text: str) -> Any:
+    """``16`` -> 16, ``true`` -> True, ``["color"]`` -> list, anything else stays a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["num_concepts=16", "vary=[\\"color\\"]"]`` -> loader kwargs; a malformed item names itself."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = _parse_value(val)
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lewis-data", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add_spec(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+        if optional:
+            sp.add_argument("spec", nargs="?", default="synthetic", help="dataset spec (default: synthetic)")
+        else:
+            sp.add_argument("spec", help='dataset spec: synthetic, folder:<root>, yollava:<root>, hf:<dir>, ...')
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="loader argument (repeatable)")
+
+    s = sub.add_parser("stats", help="print a dataset summary")
+    add_spec(s, optional=True)
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    n = sub.add_parser("negatives", help="compute hard negatives and save them as JSON")
+    add_spec(n)
+    n.add_argument("--k", type=int, default=3)
+    n.add_argument("--method", choices=["auto", "attributes", "clip"], default="auto")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--clip-model", default="ViT-B-32")
+    n.add_argument("--clip-pretrained", default=None, help="open_clip tag or checkpoint path (default: random)")
+    n.add_argument("--out", required=True)
+
+    e = sub.add_parser("export-hf", help="save the dataset with datasets.Dataset.save_to_disk")
+    add_spec(e)
+    e.add_argument("out")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lewis-data`` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        parser.exit(2, f"lewis-data: error: {exc}\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.spec, **parse_sets(args.set))
+    if args.cmd == "stats":
+        summary = ds.summary()
+        summary["images"] = summary["reference_images"] + summary["query_images"]
+        summary["attribute_keys"] = list(ds.attribute_values())
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        else:
+            for k, v in summary.items():
+                print(f"{k:>17}: {v}")
+            for cat, ids in sorted(ds.categories().items()):
+                print(f"{'':>17}  {cat}: {len(ids)} concepts")
+    elif args.cmd == "negatives":
+        from lewis_env.data.negatives import hard_negatives, save_negatives
+
+        kw = {}
+        if args.method != "attributes":
+            kw = {"model_name": args.clip_model, "pretrained": args.clip_pretrained}
+        if args.method == "auto" and all(c.attributes for c in ds.concepts):
+            kw = {}
+        table = hard_negatives(ds, k=args.k, method=args.method, seed=args.seed, **kw)
+        path = save_negatives(table, args.out)
+        print(f"wrote {len(table)} concepts x {args.k} negatives ({table.method}) to {path}")
+    elif args.cmd == "export-hf":
+        from lewis_env.data.hf import to_hf_dataset
+
+        hf = to_hf_dataset(ds)
+        hf.save_to_disk(args.out)
+        print(f"wrote {hf.num_rows} rows ({len(ds)} concepts) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Rule listeners: an attribute-word matcher ("rule") and a deterministic chance listener ("random").
+
+The rule listener scores each candidate by how many of its concept's ground-truth values (the five
+attribute values and the category, read from ``ImageRef.attributes``) occur as whole words in the
+lower-cased description; a ``none`` value also matches "no <key>" / "without <key>". Ties are broken by a
+hash of (description, candidate image ids): an oracle description picks the target, an empty one is at
+chance, and replays are identical. Datasets without attributes give all-zero scores, i.e. chance.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS, ImageRef
+from lewis_env.listeners.base import BaseListener, Choice, register_listener
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _tiebreak(description: str, candidates: Sequence[ImageRef], salt: str = "") -> int:
+    ids = "\x1f".join(c.image_id for c in candidates)
+    return zlib.crc32(f"{salt}\x1e{description}\x1e{ids}".encode())
+
+
+@register_listener("rule")
+class RuleListener(BaseListener):
+    """Counts candidate attribute values named in the description; deterministic hash tie-break."""
+
+    name = "rule"
+
+    def __init__(self, keys: Sequence[str] = (*CONCEPT_ATTRIBUTE_KEYS, "category")) -> None:
+        self.keys = tuple(keys)
+        self._phrases: dict[str, tuple[tuple[str, ...], ...]] = {}
+
+    def _candidate_phrases(self, ref: ImageRef) -> tuple[tuple[str, ...], ...]:
+        got = self._phrases.get(ref.image_id)
+        if got is None:
+            out = []
+            for k in self.keys:
+                v = ref.attributes.get(k) if ref.attributes else None
+                if not v:
+                    continue
+                v = " ".join(_WORD.findall(str(v).lower()))
+                if not v:
+                    continue
+                alts = (v,) if v != "none" else ("none", f"no {k}", f"without {k}", f"without a {k}")
+                out.append(tuple(f" {a} " for a in alts))
+            got = self._phrases[ref.image_id] = tuple(out)
+        return got
+
+    def scores(self, description: str, candidates: Sequence[ImageRef]) -> list[float]:
+        """One score per candidate: how many of its values the description names."""
+        text = f" {' '.join(_WORD.findall(str(description).lower()))} "
+        return [float(sum(any(a in text for a in alts) for alts in self._candidate_phrases(c)))
+                for c in candidates]
+
+    def choose(self, description: str, candidates: Sequence[ImageRef]) -> Choice:
+        """Best-scoring candidate, ties broken by a stable hash."""
+        if not candidates:
+            raise ValueError("RuleListener.choose needs at least one candidate")
+        s = self.scores(description, candidates)
+        best = max(s)
+        ties = [i for i, v in enumerate(s) if v == best]
+        return ties[_tiebreak(str(description), candidates) % len(ties)], s
+
+
+@register_listener("random")
+class RandomListener(BaseListener):
+    """Chance listener: uniform scores seeded by (seed, description, candidate ids), so replays agree."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+
+    def choose(self, description: str, candidates: Sequence[ImageRef]) -> Choice:
+        """A reproducible uniformly random pick."""
+        if not candidates:
+            raise ValueError("RandomListener.choose needs at least one candidate")
+        rng = np.random.default_rng([self.seed, _tiebreak(str(description), candidates, "random")])
+        s = rng.random(len(candidates)).tolist()
+        return int(np.argmax(s)), s
+
+
+__all__ = ["RandomListener", "RuleListener"]

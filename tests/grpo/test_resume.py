@@ -1,0 +1,91 @@
+"""Resume semantics: fresh refuses a non-empty dir, auto picks the latest checkpoint, explicit paths, and
+a killed-then-resumed run ends at the same step with its rollout log intact."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from agents.grpo.resume import checkpoint_step, latest_checkpoint, resolve_resume, truncate_jsonl
+from tests.grpo.conftest import tiny_overrides
+
+
+def _ckpt(out, step):
+    path = out / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return path
+
+
+def test_fresh_run_refuses_non_empty_dir(tmp_path):
+    assert resolve_resume(tmp_path / "new", False) is None
+    (tmp_path / "old.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        resolve_resume(tmp_path, False)
+    with pytest.raises(FileExistsError):
+        resolve_resume(tmp_path, "false")
+    assert resolve_resume(tmp_path, False, overwrite_output_dir=True) is None
+
+
+def test_auto_picks_latest_checkpoint_by_step(tmp_path):
+    assert resolve_resume(tmp_path, "auto") is None  # nothing yet: start fresh
+    _ckpt(tmp_path, 2)
+    _ckpt(tmp_path, 10)
+    _ckpt(tmp_path, 9)
+    (tmp_path / "checkpoint-notes").mkdir()
+    assert resolve_resume(tmp_path, "auto") == str(tmp_path / "checkpoint-10")
+    assert latest_checkpoint(tmp_path).name == "checkpoint-10"
+    assert checkpoint_step(tmp_path / "checkpoint-9") == 9
+
+
+def test_explicit_checkpoint_path(tmp_path):
+    ck = _ckpt(tmp_path, 4)
+    assert resolve_resume(tmp_path, str(ck)) == str(ck)
+    assert resolve_resume(tmp_path, "checkpoint-4") == str(ck)  # relative to the output dir
+    with pytest.raises(FileNotFoundError, match="checkpoint-99"):
+        resolve_resume(tmp_path, str(tmp_path / "checkpoint-99"))
+
+
+def test_truncate_jsonl_drops_rows_past_checkpoint(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "i": i}) + "\n" for i, s in enumerate([1, 1, 2, 3, 3])) + '{"step": 4')
+    assert truncate_jsonl(path, 2) == 3
+    assert [json.loads(line)["i"] for line in path.read_text().splitlines()] == [0, 1, 2]
+    assert truncate_jsonl(tmp_path / "missing.jsonl", 2) == 0
+
+
+@pytest.mark.slow
+def test_two_steps_then_resume_to_four(tmp_path):
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    out = tmp_path / "run"
+    first = run(compose(tiny_overrides(str(out), max_steps=2, save_steps=2)))
+    assert first.global_step == 2 and (out / "checkpoint-2").is_dir()
+    rows_first = (out / "lewis_rollouts.jsonl").read_text().splitlines()
+    assert rows_first and {json.loads(r)["step"] for r in rows_first} == {1, 2}
+    before = json.loads((out / "metrics.json").read_text())["before"]
+
+    # a fresh start over the finished run is refused
+    with pytest.raises(FileExistsError):
+        run(compose(tiny_overrides(str(out), max_steps=4)))
+
+    # simulate a kill after step 2 was checkpointed but a step-3 batch was logged
+    with (out / "lewis_rollouts.jsonl").open("a") as fh:
+        fh.write(json.dumps({"episode_id": 0, "step": 3, "completion": "stale"}) + "\n")
+
+    second = run(compose(tiny_overrides(str(out), max_steps=4, save_steps=2, resume_from_checkpoint="auto")))
+    assert second.resumed_from == str(out / "checkpoint-2")
+    assert second.global_step == 4
+    rows = (out / "lewis_rollouts.jsonl").read_text().splitlines()
+    assert rows[: len(rows_first)] == rows_first  # appended, not truncated
+    steps = [json.loads(r)["step"] for r in rows]
+    assert set(steps) == {1, 2, 3, 4} and "stale" not in (out / "lewis_rollouts.jsonl").read_text()
+    assert steps.count(3) == steps.count(1)  # step 3 not double counted
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["before"] == before and metrics["global_step"] == 4 and "after" in metrics
+    assert (out / "reward_curve.png").stat().st_size > 0 and (out / "config.yaml").is_file()
+    assert (out / "model.safetensors").is_file() or (out / "adapter_model.safetensors").is_file()
