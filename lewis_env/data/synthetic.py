@@ -147,10 +147,27 @@ class _ImageParams:
     lighting: float
     objects: tuple[_Obj, ...]  # clutter first (drawn behind), the concept's object last
     clutter: tuple[str, ...]
+    floor: bool = True  # a floor band gives full scenes some depth without adding a colour word
 
 
-def _sample_params(rng: np.random.Generator, category: str, attrs: dict[str, str]) -> _ImageParams:
+#: ``scene`` values: ``full`` varies every nuisance factor; ``plain`` draws the object large and centred on a
+#: fixed background with no clutter or rotation, jittering only its position, size and the lighting a little
+#: (an easy world for tiny-model demos, still not a pixel match between photos of one concept).
+SCENES: tuple[str, ...] = ("full", "plain")
+
+
+def _plain_params(rng: np.random.Generator, category: str, attrs: dict[str, str]) -> _ImageParams:
+    size = (0.7 if attrs["size"] == "small" else 0.85) * float(rng.uniform(0.93, 1.07))
+    cx, cy = 0.5 + float(rng.uniform(-0.04, 0.04)), 0.5 + float(rng.uniform(-0.04, 0.04))
+    main = _Obj(category, attrs["color"], attrs["pattern"], attrs["mark"], attrs["shape"], cx, cy, size, 0.0, 0.0)
+    return _ImageParams("gray", "center", float(rng.uniform(0.9, 1.1)), (main,), (), floor=False)
+
+
+def _sample_params(rng: np.random.Generator, category: str, attrs: dict[str, str],
+                   scene: str = "full") -> _ImageParams:
     """Every random choice one image needs, drawn from its own generator (so order never matters)."""
+    if scene == "plain":
+        return _plain_params(rng, category, attrs)
     position = POSITIONS[int(rng.integers(3))]
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     lighting = float(rng.uniform(0.8, 1.15))
@@ -335,10 +352,10 @@ def _render_object(obj: _Obj, image_size: int) -> tuple[Image.Image, tuple[int, 
 def _render(params: _ImageParams, image_size: int) -> Image.Image:
     """Draw one photo: background, clutter, the object, then a global lighting change."""
     img = Image.new("RGB", (image_size, image_size), _RGB[params.background])
-    # a floor band gives the scene some depth without adding a colour word
-    d = ImageDraw.Draw(img)
-    floor = tuple(int(c * 0.9) for c in _RGB[params.background])
-    d.rectangle((0, int(image_size * 0.78), image_size, image_size), fill=floor)
+    if params.floor:
+        d = ImageDraw.Draw(img)
+        floor = tuple(int(c * 0.9) for c in _RGB[params.background])
+        d.rectangle((0, int(image_size * 0.78), image_size, image_size), fill=floor)
     for obj in params.objects:
         layer, xy = _render_object(obj, image_size)
         img.paste(layer, xy, layer)
@@ -399,8 +416,10 @@ def _normalise_vary(vary: Iterable[str] | str | None) -> tuple[str, ...]:
 
 def synthetic_config(num_concepts: int = 64, images_per_concept: int = 10, num_reference: int = 5,
                      image_size: int = 224, seed: int = 0, vary: Iterable[str] | str | None = None,
-                     num_categories: int | None = None) -> dict[str, Any]:
+                     num_categories: int | None = None, scene: str = "full") -> dict[str, Any]:
     """The validated generator arguments (what enters the cache key and the dataset fingerprint)."""
+    if scene not in SCENES:
+        raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
     for name, val, lo in (("num_concepts", num_concepts, 1), ("images_per_concept", images_per_concept, 1),
                           ("num_reference", num_reference, 0), ("image_size", image_size, 16)):
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < lo:
@@ -416,7 +435,7 @@ def synthetic_config(num_concepts: int = 64, images_per_concept: int = 10, num_r
     return {"generator": "synthetic", "version": GENERATOR_VERSION, "num_concepts": int(num_concepts),
             "images_per_concept": int(images_per_concept), "num_reference": int(num_reference),
             "image_size": int(image_size), "seed": int(seed), "vary": list(_normalise_vary(vary)),
-            "num_categories": int(num_categories)}
+            "num_categories": int(num_categories), **({"scene": scene} if scene != "full" else {})}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -427,13 +446,13 @@ def config_hash(config: dict[str, Any]) -> str:
 def make_synthetic(num_concepts: int = 64, images_per_concept: int = 10, num_reference: int = 5,
                    image_size: int = 224, seed: int = 0, cache_dir: str | Path | None = None,
                    vary: Iterable[str] | str | None = None, num_categories: int | None = None,
-                   progress: bool = False) -> ConceptDataset:
+                   progress: bool = False, scene: str = "full") -> ConceptDataset:
     """Build (or reuse from the cache) a synthetic concept world; same args give byte-identical images.
 
     ``num_reference`` is capped so every concept keeps at least one query image (when it has two or more).
     """
     cfg = synthetic_config(num_concepts, images_per_concept, num_reference, image_size, seed, vary,
-                           num_categories)
+                           num_categories, scene)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     root = root / "synthetic" / config_hash(cfg)
     plan = _concept_plan(cfg["num_concepts"], cfg["num_categories"], cfg["seed"], cfg["vary"])
@@ -450,7 +469,7 @@ def make_synthetic(num_concepts: int = 64, images_per_concept: int = 10, num_ref
         if cid not in concepts:
             concepts[cid] = Concept(cid, cat, f"<{cat}-{j}>", dict(attrs), [describe(cat, attrs)])
         rng = np.random.default_rng([cfg["seed"], c, j, i])
-        params = _sample_params(rng, cat, attrs)
+        params = _sample_params(rng, cat, attrs, scene)
         path = root / cid / f"{i}.png"
         if not path.exists():
             _write_png_atomic(_render(params, cfg["image_size"]), path)
@@ -458,10 +477,11 @@ def make_synthetic(num_concepts: int = 64, images_per_concept: int = 10, num_ref
         ref = ImageRef(cid, str(path), role, _image_attributes(cat, attrs, params))
         (concepts[cid].reference if role == "reference" else concepts[cid].query).append(ref)
     name = f"synthetic-{cfg['num_concepts']}" + ("-" + "+".join(cfg["vary"]) if len(cfg["vary"]) < 5 else "")
+    name += "-plain" if scene == "plain" else ""
     return ConceptDataset(name=name, concepts=sorted(concepts.values(), key=lambda x: x.concept_id),
                           root=root, config=cfg)
 
 
-__all__ = ["ATTRIBUTE_VALUES", "BACKGROUNDS", "CATEGORIES", "GENERATOR_VERSION", "POSITIONS", "concept_specs",
+__all__ = ["ATTRIBUTE_VALUES", "BACKGROUNDS", "CATEGORIES", "GENERATOR_VERSION", "POSITIONS", "SCENES", "concept_specs",
            "config_hash",
            "default_cache_dir", "describe", "make_synthetic", "render_image", "synthetic_config"]
