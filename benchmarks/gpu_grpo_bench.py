@@ -55,8 +55,10 @@ def build_2b_checkpoint(out_dir: Path, full_vocab: bool = True) -> Path:
     )
 
     processor = AutoProcessor.from_pretrained(tiny_model_path())
+    # Qwen2-VL-2B ties lm_head to the input embeddings (2.21 B params, as agents.tiny.random_qwen2vl("2b"));
+    # untied, the "2B" model would carry an extra 151936 x 1536 head (2.44 B params).
     config = qwen2vl_config(processor.tokenizer, dict(QWEN2VL_2B_TEXT), dict(QWEN2VL_2B_VISION),
-                            vocab_size=QWEN2VL_2B_VOCAB if full_vocab else None)
+                            vocab_size=QWEN2VL_2B_VOCAB if full_vocab else None, tie_word_embeddings=True)
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
@@ -70,6 +72,18 @@ def build_2b_checkpoint(out_dir: Path, full_vocab: bool = True) -> Path:
     torch.cuda.empty_cache()
     print(f"[bench] built random Qwen2-VL-2B-sized model: {n_params / 1e9:.2f} B parameters")
     return out_dir
+
+
+def _image_tokens(ckpt: Path, image_size: int) -> int:
+    """LLM tokens one ``image_size`` square image takes with the run's processor (after the 2x2 merge)."""
+    import numpy as np
+    from transformers import AutoProcessor
+
+    pixels = image_size * image_size
+    proc = AutoProcessor.from_pretrained(ckpt, min_pixels=pixels, max_pixels=pixels)
+    grid = proc.image_processor(images=[np.zeros((image_size, image_size, 3), np.uint8)],
+                                return_tensors="pt")["image_grid_thw"][0]
+    return int(grid.prod()) // proc.image_processor.merge_size ** 2
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -112,8 +126,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"train.max_completion_length={a.max_completion_length}", "train.learning_rate=1e-5",
             f"train.max_steps={a.steps}", "train.save_steps=100000", "train.holdout_frac=0.0",
             "train.wandb.mode=disabled",
+            # a pretrained-style run: the structured speaker prompt, no tiny-demo vocabulary warm start
+            "train.warm_start=null", "train.prompt_opts.structured=true",
             f"train.env.kwargs.image_size={a.image_size}", f"train.env.kwargs.dataset.image_size={a.image_size}",
+            # the tiny processor caps images at 112x112 px (16 tokens); pin its budget to the env's image size
+            # so --image-size really sets what the model sees (448 px -> 256 image tokens, as in the listener bench)
+            f"train.min_pixels={a.image_size ** 2}", f"train.max_pixels={a.image_size ** 2}",
         ]
+        image_tokens = _image_tokens(ckpt, a.image_size)
         timer = StepTimer()
         torch.cuda.reset_peak_memory_stats()
         t1 = time.perf_counter()
@@ -126,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "completions_per_step": a.num_generations * a.prompts_per_step,
         "max_completion_length": a.max_completion_length,
         "image_size": a.image_size,
+        "image_tokens": image_tokens,
         "lora_r": a.lora_r,
         "sec_per_step_mean": statistics.mean(steady),
         "sec_per_step_median": statistics.median(steady),
@@ -135,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "build_model_s": build_s,
         "train_total_s": total_s,
     }
+    print(f"[bench] image {a.image_size}px -> {image_tokens} image tokens per prompt")
     print(f"[bench] {figures['device']}: {figures['sec_per_step_mean']:.2f} s/step (median "
           f"{figures['sec_per_step_median']:.2f}, {len(steady)} steps after {a.warmup} warm-up), "
           f"peak GPU memory {figures['peak_gpu_mem_gib']:.1f} GiB allocated / "

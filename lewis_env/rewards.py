@@ -73,6 +73,39 @@ def accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
     return 1.0 if info.get("correct") else 0.0
 
 
+@register_reward("expected_accuracy")
+def expected_accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
+    """Chance the listener picks the target if ties among its top scores were broken uniformly at random.
+
+    Equals ``accuracy`` whenever the listener's best score is unique; with ties (e.g. a description that names
+    nothing, or a colour no candidate has) it is ``1/len(ties)`` for a tied target instead of a 0/1 coin flip,
+    a lower-variance reward for policy-gradient training. 0.0 without listener scores (unparseable action).
+    """
+    scores = info.get("listener_scores")
+    target = info.get("target_index")
+    if not scores or target is None:
+        return 0.0
+    best = max(scores)
+    ties = [i for i, v in enumerate(scores) if v == best]
+    return 1.0 / len(ties) if int(target) in ties else 0.0
+
+
+@register_reward("unique_accuracy")
+def unique_accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
+    """1.0 only when the listener's top score is unique and on the target: the description singles it out.
+
+    Unlike ``accuracy`` and ``expected_accuracy``, a description the listener cannot decide on (ties, e.g. one
+    naming nothing) earns 0, so an uninformative answer is never a safe bet for a policy-gradient learner.
+    """
+    scores = info.get("listener_scores")
+    target = info.get("target_index")
+    if not scores or target is None:
+        return 0.0
+    best = max(scores)
+    ties = [i for i, v in enumerate(scores) if v == best]
+    return 1.0 if ties == [int(target)] else 0.0
+
+
 @register_reward("format_tags")
 def format_tags_reward(completion: str, info: Mapping[str, Any]) -> float:
     """README format: 1.0 when all three speaker tags are present and closed."""

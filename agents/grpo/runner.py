@@ -12,6 +12,7 @@ from agents.grpo import config as C
 from agents.grpo.adapter import (
     BatchScorer,
     build_dataset,
+    episode_prompt,
     make_reward_funcs,
     reward_term_names,
     reward_term_weights,
@@ -108,6 +109,16 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     reward_funcs = make_reward_funcs(scorer, terms)
 
     model, processor = load_model_and_processor(train)
+    warm = C.to_container(train.get("warm_start") or {})
+    if warm.get("words") and ckpt is None:  # a resumed run's checkpoint already holds the warm-started weights
+        from agents.grpo.warmstart import vocabulary_warm_start
+
+        rows = [episode_prompt(env, i, prompt_opts) for i in train_ids[: int(warm.get("max_prompts", 256))]]
+        stats = vocabulary_warm_start(model, processor, rows, list(warm["words"]), int(warm.get("steps", 60)),
+                                      float(warm.get("learning_rate", 3e-3)), seed=int(train.seed))
+        if rank0:
+            print(f"[lewis-train] vocabulary warm start ({stats['steps']} steps, words carry no image "
+                  f"information): mass on the {len(warm['words'])} words {stats['word_mass']:.2f}", flush=True)
     overrides = {} if train.get("reward_weights") is not None else {"reward_weights": reward_term_weights(env, terms)}
     args = C.build_grpo_config(train, out, **overrides)
     k = C.to_container(train.env.get("kwargs") or {}).get("k")

@@ -84,8 +84,11 @@ def listener_pair_messages(description: str, image: Any = None, object_name: str
 
 
 def speaker_messages(observation: Mapping[str, Any], object_name: str = "object", system: str | None = None,
-                     **_: Any) -> tuple[list[dict[str, Any]], list[Image.Image]]:
-    """Speaker: the target image (then distractors when the env shows them) and the structured-output prompt."""
+                     structured: bool = True, **_: Any) -> tuple[list[dict[str, Any]], list[Image.Image]]:
+    """Speaker: the target image (then distractors when the env shows them) and the structured-output prompt.
+
+    ``structured=False`` sends the env's instruction alone (no tag-format request): for free-form games.
+    """
     _need(observation, "speaker", "image")
     images = [to_pil(observation["image"])]
     content: list[dict[str, Any]] = [{"type": "image"}]
@@ -97,7 +100,7 @@ def speaker_messages(observation: Mapping[str, Any], object_name: str = "object"
         images += distractors
     instruction = str(observation.get("instruction") or "").strip()
     text = instruction or SPEAKER_PROMPT.format(object=object_name)
-    if instruction and "<detailed>" not in instruction:
+    if instruction and structured and "<detailed>" not in instruction:
         text = instruction + "\n" + SPEAKER_PROMPT.format(object=object_name)
     content.append({"type": "text", "text": text})
     return _user(content, system), images

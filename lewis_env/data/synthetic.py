@@ -72,19 +72,27 @@ def describe(category: str, attributes: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The concept list
 # ---------------------------------------------------------------------------------------------
-def _category_capacity(vary: Sequence[str]) -> int:
+def _values(colors: Sequence[str] | None) -> dict[str, list[str]]:
+    """The attribute vocabulary, with the colour palette narrowed to ``colors`` when given."""
+    return ATTRIBUTE_VALUES if colors is None else {**ATTRIBUTE_VALUES, "color": list(colors)}
+
+
+def _category_capacity(vary: Sequence[str], colors: Sequence[str] | None = None) -> int:
     """How many concepts one category can hold while siblings differ in one or two attributes."""
-    return 1 + sum(len(ATTRIBUTE_VALUES[k]) - 1 for k in vary)
+    values = _values(colors)
+    return 1 + sum(len(values[k]) - 1 for k in vary)
 
 
-def _sibling_attributes(seed: int, cat_idx: int, n: int, vary: Sequence[str]) -> list[dict[str, str]]:
+def _sibling_attributes(seed: int, cat_idx: int, n: int, vary: Sequence[str],
+                        colors: Sequence[str] | None = None) -> list[dict[str, str]]:
     """Prototype first, then siblings that each change exactly one ``vary`` attribute of it."""
+    values = _values(colors)
     rng = np.random.default_rng([seed, 7919, cat_idx])
-    proto = {k: ATTRIBUTE_VALUES[k][int(rng.integers(len(ATTRIBUTE_VALUES[k])))] for k in CONCEPT_ATTRIBUTE_KEYS}
+    proto = {k: values[k][int(rng.integers(len(values[k])))] for k in CONCEPT_ATTRIBUTE_KEYS}
     # one queue of alternative values per key, interleaved so early siblings vary different keys
     queues = {}
     for k in vary:
-        alts = [v for v in ATTRIBUTE_VALUES[k] if v != proto[k]]
+        alts = [v for v in values[k] if v != proto[k]]
         queues[k] = [alts[i] for i in rng.permutation(len(alts))]
     key_order = [list(vary)[i] for i in rng.permutation(len(vary))]
     changes: list[tuple[str, str]] = []
@@ -98,29 +106,31 @@ def _sibling_attributes(seed: int, cat_idx: int, n: int, vary: Sequence[str]) ->
     return out[:n]
 
 
-def _concept_plan(num_concepts: int, num_categories: int, seed: int,
-                  vary: Sequence[str]) -> list[tuple[int, int, dict[str, str]]]:
+def _concept_plan(num_concepts: int, num_categories: int, seed: int, vary: Sequence[str],
+                  colors: Sequence[str] | None = None) -> list[tuple[int, int, dict[str, str]]]:
     """(category index, sibling index, attributes) for every concept, in concept-id order."""
     per_cat = [num_concepts // num_categories + (1 if c < num_concepts % num_categories else 0)
                for c in range(num_categories)]
-    cap = _category_capacity(vary)
+    cap = _category_capacity(vary, colors)
     if max(per_cat) > cap:
         raise ValueError(
             f"num_concepts={num_concepts} over {num_categories} categories needs {max(per_cat)} concepts per "
             f"category, but vary={tuple(vary)} allows at most {cap}; vary more keys or use fewer concepts")
     plan = []
     for c, n in enumerate(per_cat):
-        for j, attrs in enumerate(_sibling_attributes(seed, c, n, vary)):
+        for j, attrs in enumerate(_sibling_attributes(seed, c, n, vary, colors)):
             plan.append((c, j, attrs))
     return plan
 
 
 def concept_specs(num_concepts: int = 64, seed: int = 0, vary: Iterable[str] | str | None = None,
-                  num_categories: int | None = None) -> list[tuple[str, str, dict[str, str]]]:
+                  num_categories: int | None = None,
+                  colors: Sequence[str] | None = None) -> list[tuple[str, str, dict[str, str]]]:
     """(concept_id, category, attributes) of every concept of a world, without drawing any image."""
-    cfg = synthetic_config(num_concepts, 1, 0, 224, seed, vary, num_categories)
+    cfg = synthetic_config(num_concepts, 1, 0, 224, seed, vary, num_categories, colors=colors)
     return [(f"{CATEGORIES[c]}_{j:02d}", CATEGORIES[c], attrs)
-            for c, j, attrs in _concept_plan(cfg["num_concepts"], cfg["num_categories"], cfg["seed"], cfg["vary"])]
+            for c, j, attrs in _concept_plan(cfg["num_concepts"], cfg["num_categories"], cfg["seed"], cfg["vary"],
+                                             cfg.get("colors"))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,10 +426,16 @@ def _normalise_vary(vary: Iterable[str] | str | None) -> tuple[str, ...]:
 
 def synthetic_config(num_concepts: int = 64, images_per_concept: int = 10, num_reference: int = 5,
                      image_size: int = 224, seed: int = 0, vary: Iterable[str] | str | None = None,
-                     num_categories: int | None = None, scene: str = "full") -> dict[str, Any]:
+                     num_categories: int | None = None, scene: str = "full",
+                     colors: Sequence[str] | None = None) -> dict[str, Any]:
     """The validated generator arguments (what enters the cache key and the dataset fingerprint)."""
     if scene not in SCENES:
         raise ValueError(f"scene must be one of {SCENES}, got {scene!r}")
+    if colors is not None:
+        colors = list(dict.fromkeys(str(c) for c in colors))
+        bad = [c for c in colors if c not in ATTRIBUTE_VALUES["color"]]
+        if bad or len(colors) < 2:
+            raise ValueError(f"colors must be two or more of {ATTRIBUTE_VALUES['color']}, got {colors}")
     for name, val, lo in (("num_concepts", num_concepts, 1), ("images_per_concept", images_per_concept, 1),
                           ("num_reference", num_reference, 0), ("image_size", image_size, 16)):
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < lo:
@@ -435,7 +451,8 @@ def synthetic_config(num_concepts: int = 64, images_per_concept: int = 10, num_r
     return {"generator": "synthetic", "version": GENERATOR_VERSION, "num_concepts": int(num_concepts),
             "images_per_concept": int(images_per_concept), "num_reference": int(num_reference),
             "image_size": int(image_size), "seed": int(seed), "vary": list(_normalise_vary(vary)),
-            "num_categories": int(num_categories), **({"scene": scene} if scene != "full" else {})}
+            "num_categories": int(num_categories), **({"scene": scene} if scene != "full" else {}),
+            **({"colors": colors} if colors is not None else {})}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -446,16 +463,19 @@ def config_hash(config: dict[str, Any]) -> str:
 def make_synthetic(num_concepts: int = 64, images_per_concept: int = 10, num_reference: int = 5,
                    image_size: int = 224, seed: int = 0, cache_dir: str | Path | None = None,
                    vary: Iterable[str] | str | None = None, num_categories: int | None = None,
-                   progress: bool = False, scene: str = "full") -> ConceptDataset:
+                   progress: bool = False, scene: str = "full",
+                   colors: Sequence[str] | None = None) -> ConceptDataset:
     """Build (or reuse from the cache) a synthetic concept world; same args give byte-identical images.
 
     ``num_reference`` is capped so every concept keeps at least one query image (when it has two or more).
+    ``scene="plain"`` draws uncluttered photos (see ``SCENES``); ``colors`` narrows the colour palette (e.g. to
+    four colours for a K=4 colour game). Both enter the config, hence the cache key and the fingerprint.
     """
     cfg = synthetic_config(num_concepts, images_per_concept, num_reference, image_size, seed, vary,
-                           num_categories, scene)
+                           num_categories, scene, colors)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     root = root / "synthetic" / config_hash(cfg)
-    plan = _concept_plan(cfg["num_concepts"], cfg["num_categories"], cfg["seed"], cfg["vary"])
+    plan = _concept_plan(cfg["num_concepts"], cfg["num_categories"], cfg["seed"], cfg["vary"], cfg.get("colors"))
     todo = [(c, j, a, i) for c, j, a in plan for i in range(cfg["images_per_concept"])]
     it: Iterable = todo
     if progress:

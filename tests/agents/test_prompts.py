@@ -42,6 +42,12 @@ def test_speaker_prompt_asks_for_the_three_tags_and_keeps_image_order():
     assert [np.asarray(i)[0, 0, 0] for i in imgs] == [10, 20, 30]  # target first
 
 
+def test_unstructured_speaker_prompt_is_the_instruction_alone():
+    obs = {"image": _img(10), "instruction": "What colour is it?"}
+    msgs, _ = build_messages("speaker", obs, structured=False)
+    assert _text(msgs) == "What colour is it?"
+
+
 def test_listener_text_mode_labels_candidates():
     obs = {"description": "a red mug", "candidates": np.stack([_img(1), _img(2), _img(3)]), "question": "?"}
     msgs, imgs = build_messages("listener", obs, object_name="mug")

@@ -178,3 +178,19 @@ def test_concept_split_is_stratified_and_seeded(tiny_world):
     others = {tuple(tiny_world.split(0.65, seed=s)[0].concept_ids) for s in range(5)}
     assert len(others) > 1
     assert train.fingerprint() != test.fingerprint() != tiny_world.fingerprint()
+
+
+def test_plain_scene_is_uncluttered_deterministic_and_keyed_apart(tmp_path):
+    full = make_synthetic(8, 3, 1, 48, seed=3, cache_dir=tmp_path, vary=["color"])
+    plain = make_synthetic(8, 3, 1, 48, seed=3, cache_dir=tmp_path, vary=["color"], scene="plain")
+    again = make_synthetic(8, 3, 1, 48, seed=3, cache_dir=tmp_path / "b", vary=["color"], scene="plain")
+    assert "scene" not in full.config and plain.config["scene"] == "plain"  # default keeps old fingerprints
+    assert plain.root != full.root and plain.fingerprint != full.fingerprint
+    for c, c2 in zip(plain.concepts, again.concepts):
+        for ref, ref2 in zip(c.reference + c.query, c2.reference + c2.query):
+            assert ref.attributes["clutter"] == "" and ref.attributes["background"] == "gray"
+            assert Path(ref.path).read_bytes() == Path(ref2.path).read_bytes()
+    imgs = [np.asarray(syn.Image.open(r.path)) for r in plain.concepts[0].reference + plain.concepts[0].query]
+    assert any(not np.array_equal(imgs[0], im) for im in imgs[1:])  # jittered: not a pixel match
+    with pytest.raises(ValueError, match="scene"):
+        make_synthetic(8, 3, 1, 48, cache_dir=tmp_path, scene="busy")

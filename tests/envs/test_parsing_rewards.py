@@ -122,3 +122,25 @@ def test_reward_term_by_import_path() -> None:
     with pytest.raises(KeyError, match="cannot import"):
         get_reward("lewis_env.nothing_here:fn")
     assert "lewis_env.rewards:rouge2_f1" in r.terms
+
+
+@pytest.mark.parametrize(("scores", "target", "expected"), [
+    ([0.0, 2.0, 1.0, 0.0], 1, 1.0),   # decided listener: same as accuracy
+    ([0.0, 2.0, 1.0, 0.0], 2, 0.0),
+    ([1.0, 1.0, 0.0, 0.0], 0, 0.5),   # tie between two incl. the target
+    ([0.0, 0.0, 0.0, 0.0], 3, 0.25),  # names nothing: chance
+    (None, 0, 0.0),                   # unparseable action: no listener scores
+])
+def test_expected_accuracy_counts_ties_fractionally(scores, target, expected) -> None:
+    assert get_reward("expected_accuracy")("", {"listener_scores": scores, "target_index": target}) == expected
+
+
+@pytest.mark.parametrize(("scores", "target", "expected"), [
+    ([0.0, 2.0, 1.0, 0.0], 1, 1.0),
+    ([0.0, 2.0, 2.0, 0.0], 1, 0.0),   # a tie never singles the target out
+    ([0.0, 0.0, 0.0, 0.0], 0, 0.0),   # naming nothing is not a safe bet
+    ([1.0, 0.0, 0.0, 0.0], 2, 0.0),
+    (None, 0, 0.0),
+])
+def test_unique_accuracy_needs_a_unique_top_score_on_the_target(scores, target, expected) -> None:
+    assert get_reward("unique_accuracy")("", {"listener_scores": scores, "target_index": target}) == expected

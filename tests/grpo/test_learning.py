@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-FIRST_LAST = 10  # steps averaged at each end
-MARGIN = 0.05
+FIRST_LAST = 15  # steps averaged at each end
+MARGIN = 0.08
 
 
 @pytest.mark.slow
@@ -21,21 +21,19 @@ def test_tiny_speaker_reward_goes_up(tmp_path):
     os.environ.setdefault("WANDB_MODE", "disabled")
     torch.manual_seed(0)
     out = tmp_path / "learn"
+    # the shipped demo config (warm start, colour game, unique_accuracy reward), just fewer steps
     cfg = compose([
         "train=speaker_tiny_cpu", f"train.output_dir={out}", "train.wandb.mode=disabled",
-        "train.max_steps=70", "train.save_steps=1000", "train.learning_rate=5e-3",
-        "train.max_completion_length=3", "train.per_device_train_batch_size=32",
-        "train.eval_max_episodes=8", "train.seed=0", "train.env.kwargs.reward_weights.names_colour=0.2",
-        "~train.grpo_extra", "+train.grpo_extra={}",
+        "train.max_steps=120", "train.save_steps=1000", "train.eval_max_episodes=8", "train.seed=0",
     ])
     result = run(cfg)
-    assert result.global_step == 70
+    assert result.global_step == 120
     rows = [json.loads(line) for line in (out / "lewis_rollouts.jsonl").read_text().splitlines()]
     by_step: dict[int, list[float]] = {}
     for row in rows:
         by_step.setdefault(row["step"], []).append(row["reward"])
     steps = sorted(by_step)
-    assert steps[0] == 1 and steps[-1] == 70
+    assert steps[0] == 1 and steps[-1] == 120
 
     def mean(sel: list[int]) -> float:
         vals = [r for s in sel for r in by_step[s]]
@@ -44,6 +42,8 @@ def test_tiny_speaker_reward_goes_up(tmp_path):
     first, last = mean(steps[:FIRST_LAST]), mean(steps[-FIRST_LAST:])
     print(f"mean reward first {FIRST_LAST} steps {first:.3f} -> last {FIRST_LAST} steps {last:.3f}")
     assert last > first + MARGIN, f"reward did not go up: {first:.3f} -> {last:.3f}"
-    # TRL logged the same rise per step, and the curve was drawn from it
+    # the completions are the warm-started colour words, not byte noise
+    last_words = [row["completion"].strip() for row in rows[-64:]]
+    assert sum(w in {"red", "green", "blue", "yellow"} for w in last_words) >= 0.9 * len(last_words)
     assert (out / "reward_curve.png").stat().st_size > 0
     assert {"before", "after"} <= set(result.metrics)
