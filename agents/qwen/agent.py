@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.qwen.prompts import LETTERS, build_messages, option_letters
+from agents.qwen.prompts import LETTERS, build_messages, option_letters, to_pil
+from agents.qwen.vision import fit_image
 from agents.registry import ROLES, BaseAgent
 
 LISTENER_MODES = ("score", "text")
@@ -70,7 +71,7 @@ class QwenVLAgent(BaseAgent):
     def _inputs(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> Any:
         texts = [self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
                  for m in messages_list]
-        images = [im for ims in images_list for im in ims]
+        images = [fit_image(to_pil(im), self.processor) for ims in images_list for im in ims]
         self.processor.tokenizer.padding_side = "left"
         batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
         dtype = next(self.model.parameters()).dtype

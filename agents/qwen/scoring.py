@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.qwen.prompts import DESCRIPTION_MARKER, listener_pair_messages, to_pil
+from agents.qwen.vision import fit_image
 
 #: Answer-token spellings folded into the "Yes" and "No" classes (only those that are single tokens count).
 YES_VARIANTS: tuple[str, ...] = ("Yes", " Yes", "yes", " yes", "YES")
@@ -113,7 +114,7 @@ class YesNoScorer:
             for s in range(0, len(pairs), self.batch_size):
                 chunk = pairs[s:s + self.batch_size]
                 texts = [self._prompt_text(d, object_name) for d, _ in chunk]
-                images = [to_pil(im) for _, im in chunk]
+                images = [fit_image(to_pil(im), self.processor) for _, im in chunk]
                 batch = self._to_device(self.processor(text=texts, images=images, return_tensors="pt",
                                                        padding=True))
                 with torch.inference_mode():
@@ -146,7 +147,8 @@ class YesNoScorer:
         for s in range(0, len(images), self.batch_size):
             group = list(range(s, min(s + self.batch_size, len(images))))
             prefix = self._to_device(self.processor(text=[prefix_text] * len(group),
-                                                    images=[to_pil(images[i]) for i in group], return_tensors="pt"))
+                                                    images=[fit_image(to_pil(images[i]), self.processor)
+                                                            for i in group], return_tensors="pt"))
             with torch.inference_mode():
                 pos, _ = rope.get_rope_index(prefix["input_ids"], image_grid_thw=prefix.get("image_grid_thw"),
                                              video_grid_thw=None, attention_mask=prefix["attention_mask"],

@@ -34,10 +34,13 @@ class RuleListener(BaseListener):
 
     def __init__(self, keys: Sequence[str] = (*CONCEPT_ATTRIBUTE_KEYS, "category")) -> None:
         self.keys = tuple(keys)
-        self._phrases: dict[str, tuple[tuple[str, ...], ...]] = {}
+        # keyed by the attributes themselves, not the image id: a long-running service sees many datasets
+        # whose image ids may collide, and a cache by id would answer with another image's attributes
+        self._phrases: dict[tuple, tuple[tuple[str, ...], ...]] = {}
 
     def _candidate_phrases(self, ref: ImageRef) -> tuple[tuple[str, ...], ...]:
-        got = self._phrases.get(ref.image_id)
+        key = tuple(sorted((k, str(v)) for k, v in (ref.attributes or {}).items() if k in self.keys))
+        got = self._phrases.get(key)
         if got is None:
             out = []
             for k in self.keys:
@@ -49,7 +52,9 @@ class RuleListener(BaseListener):
                     continue
                 alts = (v,) if v != "none" else ("none", f"no {k}", f"without {k}", f"without a {k}")
                 out.append(tuple(f" {a} " for a in alts))
-            got = self._phrases[ref.image_id] = tuple(out)
+            if len(self._phrases) > 65536:  # bounded memory in a long-lived process
+                self._phrases.clear()
+            got = self._phrases[key] = tuple(out)
         return got
 
     def scores(self, description: str, candidates: Sequence[ImageRef]) -> list[float]:

@@ -115,6 +115,19 @@ def test_rule_listener_without_attributes_is_at_chance() -> None:
     assert rnd.choose("x", cands) == rnd.choose("x", cands)
 
 
+def test_rule_listener_reads_each_candidates_own_attributes_even_when_ids_collide() -> None:
+    from lewis_env.data.types import ImageRef
+
+    rule = make_listener("rule")
+    red = [ImageRef("mug_00", "/a/mug_00/0.png", attributes={"color": "red"}),
+           ImageRef("mug_01", "/a/mug_01/0.png", attributes={"color": "blue"})]
+    # another dataset, same image ids, swapped colours (a long-running listener service sees both)
+    swapped = [ImageRef("mug_00", "/b/mug_00/0.png", attributes={"color": "blue"}),
+               ImageRef("mug_01", "/b/mug_01/0.png", attributes={"color": "red"})]
+    assert rule.choose("a red mug", red)[0] == 0
+    assert rule.choose("a red mug", swapped)[0] == 1
+
+
 def test_speaker_listener_sees_coarse_and_detailed_only(make_env) -> None:
     base = make_env("speaker", listener=CountingListener()).unwrapped
     _, infos = base.score_batch([0, 1], ["<thinking>red</thinking><coarse>A mug.</coarse><detailed>Blue.</detailed>",
