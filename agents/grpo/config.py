@@ -159,6 +159,10 @@ def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_dee
             if require_deepspeed:
                 raise ImportError(f"train.deepspeed={train.deepspeed!r} needs deepspeed: pip install 'lewis-bench[deepspeed]'")
             ds = None
+    if "dataloader_pin_memory" in fields:  # pinning only helps (and only works quietly) with an accelerator
+        import torch
+
+        kwargs["dataloader_pin_memory"] = bool(torch.cuda.is_available())
     kwargs.update(to_container(train.get("grpo_extra") or {}))
     out = Path(out_dir) if out_dir is not None else output_dir(train)
     kwargs.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import string
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -51,9 +52,9 @@ class ColourSpeakerEnv(gym.Env):
         self._orders = [list(rng.permutation(names)) for _ in range(num_episodes)]
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-            "instruction": spaces.Text(4096, min_length=0, charset="abcdefghijklmnopqrstuvwxyz .,<>/"),
+            "instruction": spaces.Text(4096, min_length=0, charset=string.printable),
         })
-        self.action_space = spaces.Text(256, min_length=0, charset="abcdefghijklmnopqrstuvwxyz .,<>/")
+        self.action_space = spaces.Text(256, min_length=0, charset=string.printable)
         self._episode = 0
 
     def _obs(self, i: int) -> dict[str, Any]:
