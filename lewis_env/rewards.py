@@ -73,6 +73,16 @@ def accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
     return 1.0 if info.get("correct") else 0.0
 
 
+def _top_ties(info: Mapping[str, Any]) -> tuple[list[int], int] | None:
+    """(indices sharing the listener's top score, target index), or None without scores or a target."""
+    scores = info.get("listener_scores")
+    target = info.get("target_index")
+    if not scores or target is None:
+        return None
+    best = max(scores)
+    return [i for i, v in enumerate(scores) if v == best], int(target)
+
+
 @register_reward("expected_accuracy")
 def expected_accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
     """Chance the listener picks the target if ties among its top scores were broken uniformly at random.
@@ -81,13 +91,11 @@ def expected_accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
     nothing, or a colour no candidate has) it is ``1/len(ties)`` for a tied target instead of a 0/1 coin flip,
     a lower-variance reward for policy-gradient training. 0.0 without listener scores (unparseable action).
     """
-    scores = info.get("listener_scores")
-    target = info.get("target_index")
-    if not scores or target is None:
+    top = _top_ties(info)
+    if top is None:
         return 0.0
-    best = max(scores)
-    ties = [i for i, v in enumerate(scores) if v == best]
-    return 1.0 / len(ties) if int(target) in ties else 0.0
+    ties, target = top
+    return 1.0 / len(ties) if target in ties else 0.0
 
 
 @register_reward("unique_accuracy")
@@ -97,13 +105,8 @@ def unique_accuracy_reward(completion: str, info: Mapping[str, Any]) -> float:
     Unlike ``accuracy`` and ``expected_accuracy``, a description the listener cannot decide on (ties, e.g. one
     naming nothing) earns 0, so an uninformative answer is never a safe bet for a policy-gradient learner.
     """
-    scores = info.get("listener_scores")
-    target = info.get("target_index")
-    if not scores or target is None:
-        return 0.0
-    best = max(scores)
-    ties = [i for i, v in enumerate(scores) if v == best]
-    return 1.0 if ties == [int(target)] else 0.0
+    top = _top_ties(info)
+    return 1.0 if top is not None and top[0] == [top[1]] else 0.0
 
 
 @register_reward("format_tags")
