@@ -65,12 +65,18 @@ def split_episodes(num_episodes: int, holdout_frac: float, seed: int) -> tuple[l
 
 def build_dataset(env: Any, episode_ids: Sequence[int] | None = None, prompt_opts: dict[str, Any] | None = None) -> Any:
     """A ``datasets.Dataset`` with ``prompt`` (conversational), ``images`` (PIL list) and ``episode_id``."""
-    from datasets import Dataset, Image, List
-
     ids = list(range(env.unwrapped.num_episodes)) if episode_ids is None else [int(i) for i in episode_ids]
     if not ids:
         raise ValueError("build_dataset got no episode ids")
-    rows = [episode_prompt(env, i, prompt_opts) for i in ids]
+    return rows_to_dataset([episode_prompt(env, i, prompt_opts) for i in ids])
+
+
+def rows_to_dataset(rows: Sequence[dict[str, Any]]) -> Any:
+    """``episode_prompt`` rows -> a ``datasets.Dataset`` whose ``images`` column is a list of Image features."""
+    from datasets import Dataset, Image, List
+
+    if not rows:
+        raise ValueError("rows_to_dataset got no rows")
     data = {k: [r[k] for r in rows] for k in ("prompt", "images", "episode_id")}
     ds = Dataset.from_dict(data)  # PIL lists are inferred as List(Image())
     if ds.features["images"] != List(Image()):

@@ -11,11 +11,11 @@ from typing import Any
 from agents.grpo import config as C
 from agents.grpo.adapter import (
     BatchScorer,
-    build_dataset,
     episode_prompt,
     make_reward_funcs,
     reward_term_names,
     reward_term_weights,
+    rows_to_dataset,
     split_episodes,
 )
 from agents.grpo.callbacks import (
@@ -101,7 +101,8 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     train_ids, heldout = split_episodes(env.unwrapped.num_episodes, float(train.get("holdout_frac", 0.0)), int(train.seed))
     heldout = heldout[: int(train.get("eval_max_episodes") or len(heldout))]
     prompt_opts = C.to_container(train.get("prompt_opts") or {})
-    dataset = build_dataset(env, train_ids, prompt_opts)
+    rows = [episode_prompt(env, i, prompt_opts) for i in train_ids]  # shared by the dataset and the warm start
+    dataset = rows_to_dataset(rows)
 
     terms = C.to_container(train.get("reward_terms")) or reward_term_names(env)
     logger = RolloutLogger(out, terms)
@@ -113,8 +114,8 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     if warm.get("words") and ckpt is None:  # a resumed run's checkpoint already holds the warm-started weights
         from agents.grpo.warmstart import vocabulary_warm_start
 
-        rows = [episode_prompt(env, i, prompt_opts) for i in train_ids[: int(warm.get("max_prompts", 256))]]
-        stats = vocabulary_warm_start(model, processor, rows, list(warm["words"]), int(warm.get("steps", 60)),
+        stats = vocabulary_warm_start(model, processor, rows[: int(warm.get("max_prompts", 256))],
+                                      list(warm["words"]), int(warm.get("steps", 60)),
                                       float(warm.get("learning_rate", 3e-3)), seed=int(train.seed))
         if rank0:
             print(f"[lewis-train] vocabulary warm start ({stats['steps']} steps, words carry no image "
