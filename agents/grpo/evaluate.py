@@ -88,7 +88,9 @@ class HeldoutEvalCallback(TrainerCallback):
     def _write(self, state: Any) -> None:
         if state.is_world_process_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.metrics, indent=2))
+            tmp = self.path.with_suffix(".json.tmp")  # atomic: other ranks may read it at start-up
+            tmp.write_text(json.dumps(self.metrics, indent=2))
+            tmp.replace(self.path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.ids or "before" in self.metrics or model is None:

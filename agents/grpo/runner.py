@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,14 @@ def make_env(train: Any) -> Any:
         raise ValueError(f"cannot make env {train.env.id!r} from train.env: {exc}") from exc
 
 
-def load_model_and_processor(train: Any) -> tuple[Any, Any]:
-    """The policy model and its processor from ``train.model`` (``tiny`` resolves to the offline tiny Qwen2-VL)."""
+def load_model_and_processor(train: Any, checkpoint: str | None = None) -> tuple[Any, Any]:
+    """The policy model and its processor from ``train.model`` (``tiny`` resolves to the offline tiny Qwen2-VL).
+
+    With ``checkpoint`` (a full-model run being resumed) the weights come from the checkpoint through
+    ``from_pretrained``, which maps the saved key names onto the model's: Trainer's own resume loads the file
+    without that mapping and, for Qwen2-VL in transformers 5, silently restores only ``lm_head``. LoRA runs
+    keep the base weights of ``train.model``; Trainer restores their adapter.
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -66,7 +73,8 @@ def load_model_and_processor(train: Any) -> tuple[Any, Any]:
     model_kwargs: dict[str, Any] = {"dtype": getattr(torch, str(train.get("torch_dtype") or "float32"))}
     if train.get("attn_implementation"):
         model_kwargs["attn_implementation"] = str(train.attn_implementation)
-    model = AutoModelForImageTextToText.from_pretrained(path, **model_kwargs)
+    weights = checkpoint if checkpoint is not None and not train.get("use_peft") else path
+    model = AutoModelForImageTextToText.from_pretrained(weights, **model_kwargs)
     return model, processor
 
 
@@ -89,12 +97,16 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     # only rank 0 judges "non-empty output dir": other ranks may start after rank 0 wrote config.yaml
     ckpt = resolve_resume(out, train.get("resume_from_checkpoint", False),
                           bool(train.get("overwrite_output_dir")) or not rank0)
-    if rank0:
+    if rank0:  # rank 0 also handles the other ranks' lewis_rollouts.rank<N>.jsonl (they append only after step 1)
+        logs = [out / ROLLOUTS_FILE, *out.glob("lewis_rollouts.rank*.jsonl")]
         if ckpt is not None:
-            truncate_jsonl(out / ROLLOUTS_FILE, checkpoint_step(ckpt))
+            for log in logs:
+                truncate_jsonl(log, checkpoint_step(ckpt))
         else:  # a fresh start (possibly over an old run with overwrite_output_dir): no stale logs
-            for name in (ROLLOUTS_FILE, METRICS_FILE):
-                (out / name).unlink(missing_ok=True)
+            for path in (*logs, out / METRICS_FILE):
+                path.unlink(missing_ok=True)
+            for old in out.glob("checkpoint-*"):  # else a later `auto` resume could pick the old run's
+                shutil.rmtree(old, ignore_errors=True)
         _save_config(cfg, out)
 
     env = make_env(train)  # one env (one listener) serves the rewards and the held-out evaluation
@@ -109,7 +121,7 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     scorer = BatchScorer(env, on_scored=logger.on_scored)
     reward_funcs = make_reward_funcs(scorer, terms)
 
-    model, processor = load_model_and_processor(train)
+    model, processor = load_model_and_processor(train, checkpoint=ckpt)
     warm = C.to_container(train.get("warm_start") or {})
     if warm.get("words") and ckpt is None:  # a resumed run's checkpoint already holds the warm-started weights
         from agents.grpo.warmstart import vocabulary_warm_start
@@ -123,13 +135,9 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     overrides = {} if train.get("reward_weights") is not None else {"reward_weights": reward_term_weights(env, terms)}
     args = C.build_grpo_config(train, out, **overrides)
     k = C.to_container(train.env.get("kwargs") or {}).get("k")
-    callbacks = [
-        logger,
-        RewardCurveCallback(out, title=out.name),
-        HeldoutEvalCallback(env, processor, heldout, int(train.max_completion_length), out,
-                            int(train.get("eval_batch_size") or 16), prompt_opts, chance=1.0 / k if k else None),
-        *extra_callbacks,
-    ]
+    evaluator = HeldoutEvalCallback(env, processor, heldout, int(train.max_completion_length), out,
+                                    int(train.get("eval_batch_size") or 16), prompt_opts, chance=1.0 / k if k else None)
+    callbacks = [logger, RewardCurveCallback(out, title=out.name), evaluator, *extra_callbacks]
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=processor, peft_config=C.lora_config(train), callbacks=callbacks)
     trainer.remove_callback(ProgressCallback)
@@ -139,5 +147,6 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     trainer.save_model(str(out))
     if rank0:
         processor.save_pretrained(str(out))
-    metrics = json.loads((out / METRICS_FILE).read_text()) if (out / METRICS_FILE).is_file() else {}
+    # this process's own measurements: other ranks must not read metrics.json while rank 0 (re)writes it
+    metrics = json.loads(json.dumps(evaluator.metrics)) if evaluator.ids else {}
     return RunResult(output_dir=out, global_step=int(trainer.state.global_step), resumed_from=ckpt, metrics=metrics)

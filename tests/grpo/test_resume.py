@@ -89,3 +89,75 @@ def test_two_steps_then_resume_to_four(tmp_path):
     assert metrics["before"] == before and metrics["global_step"] == 4 and "after" in metrics
     assert (out / "reward_curve.png").stat().st_size > 0 and (out / "config.yaml").is_file()
     assert (out / "model.safetensors").is_file() or (out / "adapter_model.safetensors").is_file()
+
+
+class _WeightsAtStart:
+    """Records the policy's trainable state when training (re)starts, after Trainer loaded any checkpoint."""
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+
+    def __getattr__(self, name):  # every other TrainerCallback hook is a no-op
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from peft import PeftModel, get_peft_model_state_dict
+
+        sd = get_peft_model_state_dict(model) if isinstance(model, PeftModel) else model.state_dict()
+        self.state = {k: v.detach().clone() for k, v in sd.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_peft", [False, True])
+def test_resume_restores_the_checkpoint_weights(tmp_path, use_peft):
+    import torch
+    from safetensors.torch import load_file
+
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    out = tmp_path / "run"
+    # a learning rate high enough that two steps move every weight away from the initial checkpoint
+    common = {"save_steps": 2, "use_peft": use_peft, "learning_rate": 0.05, "lora_r": 4, "lora_alpha": 8}
+    run(compose(tiny_overrides(str(out), max_steps=2, **common)))
+    ck = out / "checkpoint-2"
+    probe = _WeightsAtStart()
+    run(compose(tiny_overrides(str(out), max_steps=3, resume_from_checkpoint="auto", **common)),
+        extra_callbacks=[probe])
+    assert probe.state
+    if use_peft:
+        saved = load_file(str(ck / "adapter_model.safetensors"))
+        assert set(saved) == set(probe.state)
+        pairs = [(saved[k], probe.state[k]) for k in saved]
+    else:
+        from transformers import AutoModelForImageTextToText
+
+        saved = AutoModelForImageTextToText.from_pretrained(str(ck)).state_dict()
+        assert set(saved) == set(probe.state)
+        pairs = [(saved[k], probe.state[k]) for k in saved]
+        from agents.tiny import tiny_model_path
+
+        init = AutoModelForImageTextToText.from_pretrained(str(tiny_model_path())).state_dict()
+        moved = [k for k in saved if "visual" not in k and not torch.equal(init[k], saved[k])]
+        assert len(moved) > len(saved) // 4  # the checkpoint really differs from the initial weights
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+@pytest.mark.slow
+def test_overwrite_start_clears_old_checkpoints_and_logs(tmp_path):
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    out = tmp_path / "run"
+    run(compose(tiny_overrides(str(out), max_steps=2, save_steps=1)))
+    assert (out / "checkpoint-2").is_dir()
+    run(compose(tiny_overrides(str(out), max_steps=1, save_steps=100, overwrite_output_dir=True)))
+    # only the new run's own checkpoint is left: an `auto` resume can't pick up the old run's step 2
+    assert [p.name for p in out.glob("checkpoint-*")] in ([], ["checkpoint-1"])
+    assert resolve_resume(out, "auto") in (None, str(out / "checkpoint-1"))
+    steps = {json.loads(r)["step"] for r in (out / "lewis_rollouts.jsonl").read_text().splitlines()}
+    assert steps == {1}
