@@ -6,14 +6,12 @@ Captions become the concept's descriptions; a seeded per-concept split picks ``n
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lewis_env.data.loaders.common import DatasetLayoutError, assemble, read_json, require_dir
 from lewis_env.data.loaders.folder import scan_concepts
-from lewis_env.data.loaders.vqa import load_vqa_file
-from lewis_env.data.loaders.yollava import find_vqa_file
+from lewis_env.data.loaders.vqa import attach_vqa
 from lewis_env.data.types import ConceptDataset
 
 VQA_FILE = "myvlm-visual-qa.json"
@@ -50,12 +48,7 @@ def load_myvlm(root: str | Path, num_reference: int = 5, seed: int = 0, vqa_file
         if cap_path.is_file():
             raw.descriptions = parse_captions(read_json(cap_path), cap_path)
     ds = assemble(name, root, raws, num_reference, seed, {"loader": "myvlm"})
-    vqa_path = Path(vqa_file) if vqa_file is not None else find_vqa_file(root, VQA_FILE)
-    if vqa_file is not None and not vqa_path.is_file():
-        raise FileNotFoundError(f"MyVLM VQA file {vqa_path} does not exist")
-    if vqa_path is not None:
-        ds = replace(ds, questions=load_vqa_file(vqa_path, ds), _fingerprint=None)
-    return ds
+    return attach_vqa(ds, root, vqa_file, VQA_FILE, "MyVLM")
 
 
 __all__ = ["load_myvlm", "parse_captions"]

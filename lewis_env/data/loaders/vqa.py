@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,4 +88,26 @@ def load_vqa_file(path: str | Path, ds: ConceptDataset, placeholder: str | None 
     return questions
 
 
-__all__ = ["load_vqa_file"]
+__all__ = ["attach_vqa", "find_vqa_file", "load_vqa_file"]
+
+
+def find_vqa_file(root: Path, name: str) -> Path | None:
+    """``name`` in the root or its parent (the repos keep the JSON next to the data folder)."""
+    for cand in (root / name, root.parent / name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def attach_vqa(ds: ConceptDataset, root: Path, vqa_file: str | Path | None, default_name: str,
+               layout: str) -> ConceptDataset:
+    """``ds`` with the questions of ``vqa_file`` (or ``default_name`` found by ``find_vqa_file``), if any.
+
+    An explicit ``vqa_file`` that does not exist is an error naming it; a missing default file is not.
+    """
+    vqa_path = Path(vqa_file) if vqa_file is not None else find_vqa_file(root, default_name)
+    if vqa_file is not None and not vqa_path.is_file():
+        raise FileNotFoundError(f"{layout} VQA file {vqa_path} does not exist")
+    if vqa_path is None:
+        return ds
+    return replace(ds, questions=load_vqa_file(vqa_path, ds), _fingerprint=None)
