@@ -88,9 +88,6 @@ def load_vqa_file(path: str | Path, ds: ConceptDataset, placeholder: str | None 
     return questions
 
 
-__all__ = ["attach_vqa", "find_vqa_file", "load_vqa_file"]
-
-
 def find_vqa_file(root: Path, name: str) -> Path | None:
     """``name`` in the root or its parent (the repos keep the JSON next to the data folder)."""
     for cand in (root / name, root.parent / name):
@@ -111,3 +108,6 @@ def attach_vqa(ds: ConceptDataset, root: Path, vqa_file: str | Path | None, defa
     if vqa_path is None:
         return ds
     return replace(ds, questions=load_vqa_file(vqa_path, ds), _fingerprint=None)
+
+
+__all__ = ["attach_vqa", "find_vqa_file", "load_vqa_file"]
