@@ -833,23 +833,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def load_listener(spec: str, **kwargs: Any) -> Listener:
-    """A listener from a registry name (``rule``, ``qwen``, ``http``) or a ``module:factory`` import path."""
-    import importlib
-
-    for mod in ("lewis_env.listeners.rule", "lewis_env.listeners.http"):  # built-ins register on import
-        importlib.import_module(mod)
-
-    if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise KeyError(f"cannot import listener {spec!r}: {exc}") from None
-        return make_listener(factory(**kwargs))
-    return make_listener(spec, **kwargs)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``lewis-serve`` argument parser (defaults from the environment like the reference service)."""
     p = argparse.ArgumentParser(
@@ -933,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.model is not None:
             kw.setdefault("model", args.model)
         try:
-            listener = load_listener(args.listener, **kw)
+            listener = make_listener(args.listener, **kw)  # a registry name or module:factory
         except KeyError as exc:
             raise SystemExit(f"lewis-serve: {exc.args[0]}") from None
     speaker = None

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
+from lewis_env.imports import import_object
 from lewis_env.parsing import count_sentences, count_words, extract_description, tag_content, words
 
 RewardFn = Callable[[str, Mapping[str, Any]], float]
@@ -47,13 +48,7 @@ def get_reward(name: str) -> RewardFn:
     if name in _REWARDS:
         return _REWARDS[name]
     if ":" in name:
-        import importlib
-
-        module, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise KeyError(f"cannot import reward term {name!r}: {exc}") from None
+        fn = import_object(name, "reward term")
         if not callable(fn):
             raise TypeError(f"reward term {name!r} is not callable")
         _REWARDS[name] = fn

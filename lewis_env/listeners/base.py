@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from lewis_env.data.types import ImageRef
+from lewis_env.imports import import_object
 
 #: (chosen candidate index, one score per candidate; higher = more likely the target)
 Choice = tuple[int, list[float]]
@@ -63,9 +64,12 @@ def list_listeners() -> list[str]:
 
 
 def make_listener(spec: str | Listener | None, **kwargs: Any) -> Listener:
-    """A listener from a name (``"rule"``, ``"http"``, an entry-point name) or pass an object through."""
+    """A listener from a name (``"rule"``, ``"http"``, an entry-point name), a ``"module:factory"`` import
+    path (called with ``kwargs``), or pass an object through."""
     if spec is None:
         spec = "rule"
+    if isinstance(spec, str) and ":" in spec:
+        spec = import_object(spec, "listener")(**kwargs)
     if not isinstance(spec, str):
         if not (hasattr(spec, "choose") and hasattr(spec, "choose_batch")):
             raise TypeError(f"listener must be a name or have choose/choose_batch, got {type(spec).__name__}")

@@ -372,3 +372,11 @@ def test_speaker_sees_distractors_and_text_is_sanitised(make_env) -> None:
     obs, _ = lenv.reset(options={"episode_id": 0})
     assert lenv.observation_space.contains(obs)
     assert obs["description"].startswith("cafe ? naive ?quoted?")
+
+
+def test_make_listener_accepts_a_module_factory_path() -> None:
+    from lewis_env.listeners.rule import RuleListener
+
+    assert isinstance(make_listener("lewis_env.listeners.rule:RuleListener"), RuleListener)
+    with pytest.raises(KeyError, match="cannot import listener 'no_such_module:X'"):
+        make_listener("no_such_module:X")
