@@ -70,7 +70,8 @@ class LewisEnv(gym.Env):
     Common kwargs: ``dataset`` (any ``load_dataset`` spec or a ConceptDataset), ``split`` ("test" | "train" |
     "all"; concept-level split with ``concept_frac`` and ``data_seed``), ``k`` candidates, ``image_size``,
     ``action_mode`` ("text" | "index"), ``seed`` (the episode seed), ``num_episodes`` (default: one per
-    (concept, query image)), ``negatives`` ("auto" | "attributes" | "clip" | JSON path | table).
+    (concept, query image)), ``negatives`` ("auto" | "attributes" | "clip" | JSON path | table), ``obs_mode``
+    ("text" | "numeric": texts as token ids, see ``lewis_env.numeric``).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -79,8 +80,9 @@ class LewisEnv(gym.Env):
     def __init__(self, dataset: Any = "synthetic", split: str = "test", k: int = 4, image_size: int = 224,
                  action_mode: str = "text", seed: int = 0, num_episodes: int | None = None, data_seed: int = 23,
                  concept_frac: float = 0.65, negatives: Any = "auto",
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, obs_mode: str = "text") -> None:
         from lewis_env.data.registry import load_dataset
+        from lewis_env.numeric import OBS_MODES
 
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -92,6 +94,10 @@ class LewisEnv(gym.Env):
         self.image_size = _check_int("image_size", image_size, 8)
         self.seed_value = _check_int("seed", seed, 0)
         self.action_mode = action_mode
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
+        self.obs_mode = obs_mode
+        self.codec: Any = None  # a lewis_env.numeric.NumericCodec when obs_mode == "numeric"
         self.render_mode = None
         full = load_dataset(dataset) if not isinstance(dataset, ConceptDataset) else dataset
         if split == "all":
@@ -109,6 +115,27 @@ class LewisEnv(gym.Env):
         self.num_episodes = n
         self._episodes: dict[int, Episode] = {}
         self._current: Episode | None = None
+
+    # -- observation mode ----------------------------------------------------------------------
+    @property
+    def observation_space(self) -> gym.spaces.Space:  # type: ignore[override]
+        """The text space, or its numeric form (``lewis_env.numeric``) when ``obs_mode="numeric"``."""
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: gym.spaces.Space) -> None:
+        self.text_observation_space = space
+        if getattr(self, "obs_mode", "text") == "numeric":
+            from lewis_env.numeric import NumericCodec
+
+            self.codec = NumericCodec.for_env(self, space)
+            space = self.codec.space
+        self._observation_space = space
+
+    @property
+    def vocabulary(self) -> Any:
+        """The token vocabulary of numeric observations (``lewis_env.numeric.Vocabulary``), None in text mode."""
+        return None if self.codec is None else self.codec.vocabulary
 
     # -- to be provided by subclasses -----------------------------------------------------------
     def _setup(self) -> None:
@@ -152,7 +179,8 @@ class LewisEnv(gym.Env):
 
     def observation(self, i: int) -> dict[str, Any]:
         """The observation of episode ``i``: new arrays every call (callers may keep or modify them)."""
-        return self._make_obs(self.episode(i))
+        obs = self._make_obs(self.episode(i))
+        return obs if self.codec is None else self.codec.encode(obs)
 
     def info(self, ep: Episode) -> dict[str, Any]:
         """The reset info of an episode: ids, target, candidates and the task's own keys."""
