@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
+
+from lewis_env.registry import Registry
 
 #: The roles an agent can play; an env's ``unwrapped.role`` is one of these.
 ROLES: tuple[str, ...] = ("speaker", "listener", "recognition", "vqa", "identification")
@@ -33,12 +34,20 @@ class Agent(Protocol):
 
 
 class BaseAgent:
-    """Convenience base: ``bind`` records env and role; ``act_batch`` loops over ``act``."""
+    """Convenience base: ``bind`` records env and role; ``act_batch`` loops over ``act``.
+
+    ``flags`` describe the agent to the leaderboard, which stores them with every result row: ``oracle``
+    (reads ground-truth labels), ``random_init`` (random weights), ``display_name`` (shown instead of the bare
+    name), plus free details (``score_source``, ``model_reported``, ``usage`` ...). The class default is empty;
+    an instance may set its own.
+    """
 
     name = "base"
     roles: frozenset[str] = frozenset(ROLES)
+    flags: dict[str, Any] = {}
 
     def __init__(self) -> None:
+        self.flags = dict(type(self).flags)  # per instance, so setting one never leaks into the class
         self.env: Any = None
         self.role: str | None = None
         self.action_mode: str = "text"
@@ -60,52 +69,22 @@ class BaseAgent:
         return [self.act(o, i) for o, i in zip(observations, infos)]
 
 
-_AGENTS: dict[str, Callable[..., Agent]] = {}
+#: Every agent: built-ins register lazily here (nothing imported until built); ``baselines`` and third-party
+#: packages register through the ``lewis_bench.agents`` entry-point group (or ``AGENTS.register``).
+AGENTS: Registry[Callable[..., Agent]] = Registry("agent", ENTRY_POINT_GROUP)
+AGENTS.register("qwen-vl", "agents.qwen:make_qwen_vl")
 
 
 def register(name: str) -> Callable[[Callable[..., Agent]], Callable[..., Agent]]:
-    """Decorator: register an agent class or factory under ``name``."""
-
-    def deco(factory: Callable[..., Agent]) -> Callable[..., Agent]:
-        if name in _AGENTS and _AGENTS[name] is not factory:
-            raise ValueError(f"agent name {name!r} is already registered to {_AGENTS[name]!r}")
-        _AGENTS[name] = factory
-        return factory
-
-    return deco
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def _load_builtins() -> None:
-    """Import the packages whose modules register built-in agents (baselines register on import)."""
-    import importlib
-
-    for mod in ("agents.qwen", "baselines"):
-        try:
-            importlib.import_module(mod)
-        except ImportError as exc:  # an optional extra is missing: its agents are simply absent
-            if exc.name and exc.name.split(".")[0] in ("agents", "baselines"):
-                raise
+    """Decorator: register an agent class or factory under ``name`` (a different object under a taken name raises)."""
+    return AGENTS.register(name)
 
 
 def list_agents() -> list[str]:
-    """Every registered agent name: built-ins plus ``lewis_bench.agents`` entry points."""
-    _load_builtins()
-    return sorted(set(_AGENTS) | set(_entry_points()))
+    """Every registered agent name: built-ins, ``baselines`` once imported, ``lewis_bench.agents`` entry points."""
+    return AGENTS.names()
 
 
 def make(name: str, **kwargs: Any) -> Agent:
-    """Build the agent registered as ``name``; an unknown name lists the known ones."""
-    _load_builtins()
-    if name in _AGENTS:
-        return _AGENTS[name](**kwargs)
-    eps = _entry_points()
-    if name in eps:
-        obj = eps[name].load()
-        if name not in _AGENTS:
-            _AGENTS[name] = obj
-        return _AGENTS[name](**kwargs)
-    raise KeyError(f"unknown agent {name!r}; known agents: {', '.join(list_agents())}")
+    """Build the agent registered as ``name``; an unknown name lists the known ones and the closest."""
+    return AGENTS.get(name)(**kwargs)

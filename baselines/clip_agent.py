@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import BaseAgent, register
+from agents.registry import BaseAgent
 from baselines._obs import LETTERS, answer_text, option_lines
 
 _CALIBRATION_CACHE: dict[str, float] = {}
@@ -31,7 +31,6 @@ def _img_key(a: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-@register("clip")
 class ClipAgent(BaseAgent):
     """open_clip similarity agent; ``threshold=None`` calibrates recognition on the train split at bind."""
 

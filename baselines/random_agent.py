@@ -7,14 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import BaseAgent, register
+from agents.registry import BaseAgent
 from baselines._obs import answer_text, num_choices, stable_seed
 
 #: Words a random speaker draws from when the bound dataset has no attribute vocabulary.
 FALLBACK_WORDS = ("thing", "object", "item", "red", "blue", "small", "large", "round", "striped", "plain")
 
 
-@register("random")
 class RandomAgent(BaseAgent):
     """Uniform random choices seeded per (seed, role, env seed, episode), so batching and order do not matter.
 

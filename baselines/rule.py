@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import BaseAgent, register
+from agents.registry import BaseAgent
 from baselines._obs import LETTERS, answer_text, option_lines, stable_seed, words
 
 #: Ground-truth keys that identify a concept (the intrinsic attributes plus the category).
@@ -29,7 +29,6 @@ def _template(category: str, attributes: Mapping[str, str], style: str = "tags")
     return describe({**attributes, "category": category}, style=style)
 
 
-@register("rule")
 class RuleAgent(BaseAgent):
     """Attribute oracle on synthetic ground truth; deterministic; plays every role."""
 

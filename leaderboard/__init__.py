@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import baselines  # noqa: F401  (registers the reference agents lazily: nothing heavy is imported)
+
 _EXPORTS = {
     "build_entries": "leaderboard.board", "to_markdown": "leaderboard.board", "write_board": "leaderboard.board",
     "EvalResult": "leaderboard.evaluate", "evaluate": "leaderboard.evaluate",

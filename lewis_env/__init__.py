@@ -2,7 +2,8 @@
 
 Importing this package registers ``lewis_env/LewisSpeaker-v0``, ``LewisListener-v0``, ``Recognition-v0``,
 ``VQA-v0`` and ``Identification-v0`` (so ``gym.make("lewis_env:lewis_env/LewisSpeaker-v0")`` works without
-an explicit import) and the ``rule``/``random`` listeners.
+an explicit import). Listeners, reward terms and dataset kinds live in ``lewis_env.registry.Registry``
+instances (``lewis_env.listeners.LISTENERS``, ``lewis_env.rewards.REWARDS``, ``lewis_env.data.registry.DATASETS``).
 """
 
 __version__ = "0.1.0"
@@ -27,5 +28,3 @@ def register_envs() -> None:
 
 
 register_envs()
-
-import lewis_env.listeners.rule as _rule  # noqa: F401  (registers the "rule" and "random" listeners)

@@ -19,24 +19,18 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from lewis_env.imports import import_object
 from lewis_env.parsing import count_sentences, count_words, extract_description, tag_content, words
+from lewis_env.registry import Registry
 
 RewardFn = Callable[[str, Mapping[str, Any]], float]
-_REWARDS: dict[str, RewardFn] = {}
+#: Every reward term; ``"module:function"`` names are imported on first use.
+REWARDS: Registry[RewardFn] = Registry("reward term", "lewis_bench.rewards", import_paths=True)
 SPEAKER_TAGS: tuple[str, ...] = ("thinking", "coarse", "detailed")
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     """Decorator: make ``fn(completion, info) -> float`` usable as a reward term called ``name``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"reward name must be a non-empty str, got {name!r}")
-
-    def deco(fn: RewardFn) -> RewardFn:
-        _REWARDS[name] = fn
-        return fn
-
-    return deco
+    return REWARDS.register(name)
 
 
 def get_reward(name: str) -> RewardFn:
@@ -45,21 +39,15 @@ def get_reward(name: str) -> RewardFn:
     Raises KeyError listing the known terms otherwise (terms defined in other packages, e.g.
     ``agents.grpo.shaping``, are registered when their module is imported).
     """
-    if name in _REWARDS:
-        return _REWARDS[name]
-    if ":" in name:
-        fn = import_object(name, "reward term")
-        if not callable(fn):
-            raise TypeError(f"reward term {name!r} is not callable")
-        _REWARDS[name] = fn
-        return fn
-    raise KeyError(f"unknown reward term {name!r}; registered: {', '.join(list_rewards())} "
-                   f"(or give 'module:function')")
+    fn = REWARDS.get(name)
+    if not callable(fn):
+        raise TypeError(f"reward term {name!r} is not callable")
+    return fn
 
 
 def list_rewards() -> list[str]:
     """Names of every registered reward term."""
-    return sorted(_REWARDS)
+    return REWARDS.names()
 
 
 @register_reward("accuracy")
@@ -201,5 +189,5 @@ class SpeakerReward:
         return float(total), terms
 
 
-__all__ = ["PRESETS", "SPEAKER_TAGS", "SpeakerReward", "get_reward", "list_rewards", "register_reward",
+__all__ = ["PRESETS", "REWARDS", "SPEAKER_TAGS", "SpeakerReward", "get_reward", "list_rewards", "register_reward",
            "rouge2_f1"]

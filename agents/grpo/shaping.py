@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lewis_env.data.synthetic import ATTRIBUTE_VALUES
-from lewis_env.rewards import list_rewards, register_reward
+from lewis_env.rewards import register_reward
 
 _WORD = re.compile(r"[a-z]+")
 COLOUR_WORDS = frozenset(ATTRIBUTE_VALUES["color"])
@@ -22,16 +22,13 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(str(text).lower()))
 
 
+@register_reward("names_colour")
 def names_colour(completion: str, info: Mapping[str, Any]) -> float:
     """1.0 when the completion names exactly one colour word of the synthetic vocabulary, else 0.0."""
     return 1.0 if len(_words(completion) & COLOUR_WORDS) == 1 else 0.0
 
 
+@register_reward("names_attribute")
 def names_attribute(completion: str, info: Mapping[str, Any]) -> float:
     """1.0 when the completion names at least one intrinsic attribute value, else 0.0."""
     return 1.0 if _words(completion) & ATTRIBUTE_WORDS else 0.0
-
-
-for _name, _fn in (("names_colour", names_colour), ("names_attribute", names_attribute)):
-    if _name not in list_rewards():
-        register_reward(_name)(_fn)

@@ -1,17 +1,18 @@
-"""Qwen-VL agents on transformers. Importing this package registers ``qwen-vl`` without importing torch."""
+"""Qwen-VL agents on transformers. ``agents.registry`` registers ``qwen-vl`` lazily as ``make_qwen_vl``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agents.registry import register
-
 __all__ = ["make_qwen_vl"]
 
 
-@register("qwen-vl")
 def make_qwen_vl(**kwargs: Any) -> Any:
-    """Build a ``QwenVLAgent`` (imported lazily so the registry stays torch-free); see its docstring for kwargs."""
+    """Build a ``QwenVLAgent`` (imported lazily so the registry stays torch-free); see its docstring for kwargs.
+
+    ``model`` defaults to ``"tiny"``, the offline tiny Qwen2-VL (random weights), so a zero-shot baseline
+    runs anywhere; pass a checkpoint path or hub id for a real model.
+    """
     from agents.qwen.agent import QwenVLAgent
 
     return QwenVLAgent(**kwargs)

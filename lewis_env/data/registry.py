@@ -6,7 +6,6 @@ Loaders are registered by kind and imported lazily, so ``load_dataset("synthetic
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import threading
@@ -15,18 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from lewis_env.data.types import ConceptDataset
+from lewis_env.registry import Registry
 
 Loader = Callable[..., ConceptDataset]
 
-#: kind -> "module:function" (imported on first use) or a callable registered at runtime.
-_LOADERS: dict[str, str | Loader] = {
+#: Every dataset kind -> its loader (built-ins lazily as "module:function"; plugins via entry points).
+DATASETS: Registry[Loader] = Registry("dataset kind", "lewis_bench.datasets")
+for _kind, _target in {
     "synthetic": "lewis_env.data.synthetic:make_synthetic",
     "folder": "lewis_env.data.loaders.folder:load_folder",
     "yollava": "lewis_env.data.loaders.yollava:load_yollava",
     "myvlm": "lewis_env.data.loaders.myvlm:load_myvlm",
     "perva": "lewis_env.data.loaders.perva:load_perva",
     "hf": "lewis_env.data.hf:load_hf_dir",
-}
+}.items():
+    DATASETS.register(_kind, _target)
 #: kinds whose loader takes no root (everything else needs ``kind:<root>``).
 _ROOTLESS = {"synthetic"}
 
@@ -38,28 +40,16 @@ def register_dataset(kind: str) -> Callable[[Loader], Loader]:
     """Decorator: make ``load_dataset("<kind>:<root>")`` call ``fn(root, **kwargs)``."""
     if not kind or ":" in kind:
         raise ValueError(f"dataset kind must be a non-empty name without ':', got {kind!r}")
-
-    def deco(fn: Loader) -> Loader:
-        _LOADERS[kind] = fn
-        return fn
-
-    return deco
+    return DATASETS.register(kind)
 
 
 def list_datasets() -> list[str]:
     """The dataset kinds a spec may name."""
-    return sorted(_LOADERS)
+    return DATASETS.names()
 
 
 def _resolve(kind: str) -> Loader:
-    try:
-        target = _LOADERS[kind]
-    except KeyError:
-        raise ValueError(f"unknown dataset kind {kind!r}; known kinds: {', '.join(list_datasets())}") from None
-    if callable(target):
-        return target
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return DATASETS.get(kind)
 
 
 def parse_spec(spec: str | Mapping[str, Any], **kwargs: Any) -> tuple[str, str | None, dict[str, Any]]:
@@ -77,7 +67,7 @@ def parse_spec(spec: str | Mapping[str, Any], **kwargs: Any) -> tuple[str, str |
         raise TypeError(f"dataset spec must be a str, dict or ConceptDataset, got {type(spec).__name__}")
     spec = str(spec)
     kind, sep, root = spec.partition(":")
-    if not sep and kind not in _LOADERS and Path(spec).is_dir():
+    if not sep and kind not in DATASETS and Path(spec).is_dir():
         raise ValueError(f"dataset spec {spec!r} is a folder; say which layout it has, e.g. 'folder:{spec}'")
     return kind, (root if sep else None), dict(kwargs)
 
@@ -126,4 +116,4 @@ def clear_memo() -> None:
         _MEMO.clear()
 
 
-__all__ = ["clear_memo", "list_datasets", "load_dataset", "parse_spec", "register_dataset"]
+__all__ = ["DATASETS", "clear_memo", "list_datasets", "load_dataset", "parse_spec", "register_dataset"]

@@ -29,19 +29,6 @@ INSTRUCTION = (
     "<thinking>...</thinking><coarse>...</coarse><detailed>...</detailed>: <coarse> is a short phrase naming "
     "the object, <detailed> is one sentence with the details that set it apart."
 )
-#: Listener names whose modules register them on import (imported lazily here).
-_LISTENER_MODULES = {"rule": "lewis_env.listeners.rule", "random": "lewis_env.listeners.rule",
-                     "http": "lewis_env.listeners.http"}
-
-
-def resolve_listener(spec: str | Listener | None, kwargs: Mapping[str, Any] | None = None) -> Listener:
-    """A listener object from a registered name (importing built-in modules on demand) or an object."""
-    if isinstance(spec, str) and spec in _LISTENER_MODULES:
-        import importlib
-
-        importlib.import_module(_LISTENER_MODULES[spec])
-    return make_listener(spec, **dict(kwargs or {}))
-
 
 class LewisSpeakerEnv(LewisGameEnv):
     """The agent is the speaker of the Lewis referential game."""
@@ -53,7 +40,7 @@ class LewisSpeakerEnv(LewisGameEnv):
                  reward_weights: Mapping[str, float] | None = None, extra_rewards: Sequence[str] | None = None,
                  speaker_sees_distractors: bool = False, instruction: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.listener = resolve_listener(listener, listener_kwargs)
+        self.listener = make_listener(listener, **dict(listener_kwargs or {}))
         self.reward = SpeakerReward(reward_preset, reward_weights, extra_rewards)
         self.speaker_sees_distractors = bool(speaker_sees_distractors)
         self.instruction = sanitize_text((instruction or INSTRUCTION).format(k=self.k))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from lewis_env.data.types import ImageRef
-from lewis_env.imports import import_object
+from lewis_env.registry import Registry
 
 #: (chosen candidate index, one score per candidate; higher = more likely the target)
 Choice = tuple[int, list[float]]
@@ -40,27 +39,22 @@ class BaseListener:
         return [self.choose(d, c) for d, c in zip(descriptions, candidates)]
 
 
-_LISTENERS: dict[str, Callable[..., Listener]] = {}
 ENTRY_POINT_GROUP = "lewis_bench.listeners"
+#: Every listener: built-ins lazily (imported on first use), ``qwen`` and others through the entry points.
+LISTENERS: Registry[Callable[..., Listener]] = Registry("listener", ENTRY_POINT_GROUP, import_paths=True)
+LISTENERS.register("rule", "lewis_env.listeners.rule:RuleListener")
+LISTENERS.register("random", "lewis_env.listeners.rule:RandomListener")
+LISTENERS.register("http", "lewis_env.listeners.http:HTTPListener")
 
 
 def register_listener(name: str) -> Callable[[Callable[..., Listener]], Callable[..., Listener]]:
     """Decorator: make a listener class or factory available to ``make_listener(name)``."""
-
-    def deco(factory: Callable[..., Listener]) -> Callable[..., Listener]:
-        _LISTENERS[name] = factory
-        return factory
-
-    return deco
-
-
-def _entry_point_listeners() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return LISTENERS.register(name)
 
 
 def list_listeners() -> list[str]:
     """Names ``make_listener`` accepts: built-ins plus the ``lewis_bench.listeners`` entry points."""
-    return sorted(set(_LISTENERS) | set(_entry_point_listeners()))
+    return LISTENERS.names()
 
 
 def make_listener(spec: str | Listener | None, **kwargs: Any) -> Listener:
@@ -68,15 +62,8 @@ def make_listener(spec: str | Listener | None, **kwargs: Any) -> Listener:
     path (called with ``kwargs``), or pass an object through."""
     if spec is None:
         spec = "rule"
-    if isinstance(spec, str) and ":" in spec:
-        spec = import_object(spec, "listener")(**kwargs)
-    if not isinstance(spec, str):
-        if not (hasattr(spec, "choose") and hasattr(spec, "choose_batch")):
-            raise TypeError(f"listener must be a name or have choose/choose_batch, got {type(spec).__name__}")
-        return spec
-    if spec in _LISTENERS:
-        return _LISTENERS[spec](**kwargs)
-    eps = _entry_point_listeners()
-    if spec in eps:
-        return eps[spec].load()(**kwargs)
-    raise KeyError(f"unknown listener {spec!r}; known: {', '.join(list_listeners())}")
+    if isinstance(spec, str):
+        return LISTENERS.get(spec)(**kwargs)
+    if not (hasattr(spec, "choose") and hasattr(spec, "choose_batch")):
+        raise TypeError(f"listener must be a name or have choose/choose_batch, got {type(spec).__name__}")
+    return spec

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from lewis_env.data.types import ImageRef
-from lewis_env.listeners.base import Choice, register_listener
+from lewis_env.listeners.base import Choice
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,6 @@ def _error_text(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-@register_listener("http")
 class HTTPListener:
     """Listener protocol over HTTP: ``choose_batch`` posts chunks to ``<url>/batch_score`` with retries."""
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS, ImageRef
-from lewis_env.listeners.base import BaseListener, Choice, register_listener
+from lewis_env.listeners.base import BaseListener, Choice
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -26,7 +26,6 @@ def _tiebreak(description: str, candidates: Sequence[ImageRef], salt: str = "") 
     return zlib.crc32(f"{salt}\x1e{description}\x1e{ids}".encode())
 
 
-@register_listener("rule")
 class RuleListener(BaseListener):
     """Counts candidate attribute values named in the description; deterministic hash tie-break."""
 
@@ -73,7 +72,6 @@ class RuleListener(BaseListener):
         return ties[_tiebreak(str(description), candidates) % len(ties)], s
 
 
-@register_listener("random")
 class RandomListener(BaseListener):
     """Chance listener: uniform scores seeded by (seed, description, candidate ids), so replays agree."""
 

@@ -63,15 +63,14 @@ def test_clip_fixed_threshold_and_index_mode(make_env, tiny_clip_name):
     assert env.action_space.contains(idx_agent.act(obs, info))
 
 
-def test_qwen_baseline_resolves_tiny_alias(monkeypatch, tmp_path):
-    from baselines import qwen
+def test_qwen_vl_resolves_the_tiny_alias(monkeypatch, tmp_path):
+    from agents.qwen.loading import resolve_model_path
 
-    assert qwen.resolve_model("/some/checkpoint") == "/some/checkpoint"
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
     import agents.tiny
 
     monkeypatch.setattr(agents.tiny, "tiny_model_path", lambda: tmp_path / "tiny-model")
-    assert qwen.resolve_model("tiny") == str(tmp_path / "tiny-model")
-    assert qwen.resolve_model(None) == str(tmp_path / "tiny-model")
+    assert resolve_model_path("tiny") == str(tmp_path / "tiny-model")
 
 
 @pytest.mark.slow

@@ -44,9 +44,9 @@ def plugin_on_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     yield "first-choice"
     sys.modules.pop("firstchoice_pkg", None)
-    from agents import registry
+    from agents.registry import AGENTS
 
-    registry._AGENTS.pop("first-choice", None)
+    AGENTS.unregister("first-choice")
 
 
 def test_entry_point_agent_is_listed_and_evaluated(plugin_on_path, tiny_suite, tmp_path):
