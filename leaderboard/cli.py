@@ -196,8 +196,15 @@ def board_main(argv: Sequence[str] | None = None) -> int:
     for g, es in sorted(groups.items()):
         print(to_markdown(es, title=g))
         print()
+    from leaderboard.language import language_markdown, write_language_board
+
+    lang = language_markdown(rows)
+    if lang:
+        print(lang)
+        print()
     if args.out:
         paths = write_board(entries, Path(args.out))
+        paths.update(write_language_board(rows, Path(args.out), args.store))  # language table, cross-play
         print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

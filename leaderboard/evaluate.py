@@ -109,9 +109,13 @@ def _make_agent(agent: str | Any, agent_kwargs: Mapping[str, Any] | None) -> tup
 
 
 def run_task(agent: Any, suite: Suite, task: str, seed: int, batch_size: int = 16,
-             max_episodes: int | None = None, pbar: Any = None) -> list[dict[str, Any]]:
-    """Play every episode of one task/seed in batches (reset -> act_batch -> score_batch); return sample records."""
-    env = suite.make_env(task, seed)
+             max_episodes: int | None = None, pbar: Any = None,
+             env_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Play every episode of one task/seed in batches (reset -> act_batch -> score_batch); return sample records.
+
+    ``env_kwargs`` override the suite's env config (cross-play swaps in a speaker's description database).
+    """
+    env = suite.make_env(task, seed, **dict(env_kwargs or {}))
     try:
         base = env.unwrapped
         agent.bind(env)
@@ -210,6 +214,11 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
                     result.sample_files.append(path)
             summary = summarize(role, per_seed, n_resamples=n_resamples, seed=ci_seed)
             summary["role"] = role
+            if role == "speaker":  # lang_* metrics of the descriptions (leaderboard/language.py)
+                from leaderboard.language import add_language_metrics
+                from lewis_env.data.registry import load_dataset
+
+                add_language_metrics(summary, per_seed, load_dataset(suite_obj.dataset))
             result.summaries[t] = summary
             now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             common: dict[str, Any] = {

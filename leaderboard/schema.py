@@ -27,6 +27,8 @@ RESULT_SCHEMA: dict[str, Any] = {
         "seed": {"type": "integer", "minimum": -1},
         "primary_metric": {"type": "string", "minLength": 1},
         "metrics": {"type": "object", "minProperties": 1,
+                    # language metrics (leaderboard/language.py) are counts, bits or correlations
+                    "patternProperties": {"^lang_": _NUM_OR_NULL},
                     "additionalProperties": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
                                                        {"type": "null"}]}},
         "ci": {"type": "object",
