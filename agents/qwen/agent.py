@@ -31,12 +31,15 @@ class QwenVLAgent(BaseAgent):
                  device: str = "auto", attn_implementation: str = "sdpa", min_pixels: int | None = None,
                  max_pixels: int | None = None, max_new_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, listener_mode: str = "score", threshold: float = 0.5, batch_size: int = 8,
-                 scoring: str = "shared", processor: Any = None, system_prompt: str | None = None) -> None:
+                 scoring: str = "shared", processor: Any = None, system_prompt: str | None = None,
+                 fast_generation: bool | None = None, generation_batch_size: int | None = None) -> None:
         super().__init__()
         if listener_mode not in LISTENER_MODES:
             raise ValueError(f"listener_mode must be one of {LISTENER_MODES}, got {listener_mode!r}")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if generation_batch_size is not None and generation_batch_size < 1:
+            raise ValueError(f"generation_batch_size must be >= 1 or None, got {generation_batch_size}")
         if max_new_tokens < 1 or batch_size < 1:
             raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens}, {batch_size}")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -58,6 +61,12 @@ class QwenVLAgent(BaseAgent):
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
         self.listener_mode, self.threshold, self.batch_size = listener_mode, float(threshold), int(batch_size)
         self.system_prompt = system_prompt
+        # fast generation (static cache, compiled decode, GQA SDPA, bucketed shapes): on by default on CUDA
+        self.fast_generation = (self.device.type == "cuda") if fast_generation is None else bool(fast_generation)
+        self.generation_batch_size = generation_batch_size  # None: plain path uses batch_size, fast path memory
+        from agents.qwen.generation import FastGenerationConfig
+
+        self.fast_generation_config = FastGenerationConfig()
         self.scorer = YesNoScorer(self.model, self.processor, method=scoring, batch_size=batch_size)
 
     def __repr__(self) -> str:
@@ -68,34 +77,74 @@ class QwenVLAgent(BaseAgent):
     def device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _inputs(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> Any:
+    def _inputs(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]],
+                pad_to_multiple_of: int | None = None) -> Any:
         texts = [self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
                  for m in messages_list]
         images = [fit_image(to_pil(im), self.processor) for ims in images_list for im in ims]
         self.processor.tokenizer.padding_side = "left"
-        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        extra = {"pad_to_multiple_of": pad_to_multiple_of} if pad_to_multiple_of else {}
+        batch = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True, **extra)
         dtype = next(self.model.parameters()).dtype
         return {k: (v.to(self.device, dtype) if k.startswith("pixel_values") else v.to(self.device))
                 for k, v in batch.items()}
 
+    def _sampling_kwargs(self) -> dict[str, Any]:
+        tok = self.processor.tokenizer
+        kwargs: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
+                                      pad_token_id=tok.pad_token_id)
+        if self.temperature > 0:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _fast_batch_size(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> int:
+        """Rows per fast generate call: ``generation_batch_size``, else what free GPU memory holds."""
+        from agents.qwen.generation import batch_size_for_memory
+
+        if self.generation_batch_size is not None:
+            return self.generation_batch_size
+        cfg = self.fast_generation_config
+        if cfg.max_batch_size is not None:
+            return cfg.max_batch_size
+        probe = self._inputs(messages_list[:1], images_list[:1], pad_to_multiple_of=cfg.prompt_bucket)
+        return batch_size_for_memory(self.model, int(probe["input_ids"].shape[1]), self.max_new_tokens,
+                                     fraction=cfg.memory_fraction)
+
     def generate(self, messages_list: Sequence[list[dict[str, Any]]], images_list: Sequence[list[Any]]) -> list[str]:
-        """Decoded completions, one per prompt (greedy when temperature is 0), batched by ``batch_size``."""
+        """Decoded completions, one per prompt (greedy when temperature is 0).
+
+        The fast path (default on CUDA) pads prompts and batches to buckets and generates with a static,
+        compiled cache; the plain path runs ``generate`` on ``batch_size`` prompts at a time.
+        """
         import torch
 
-        out: list[str] = []
-        tok = self.processor.tokenizer
-        for s in range(0, len(messages_list), self.batch_size):
-            batch = self._inputs(messages_list[s:s + self.batch_size], images_list[s:s + self.batch_size])
-            sample = self.temperature > 0
-            kwargs: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=sample,
-                                          pad_token_id=tok.pad_token_id)
-            if sample:
-                kwargs.update(temperature=self.temperature, top_p=self.top_p)
-            else:
-                kwargs.update(temperature=None, top_p=None, top_k=None)
-            with torch.inference_mode():
-                seqs = self.model.generate(**batch, **kwargs)
-            new = seqs[:, batch["input_ids"].shape[1]:]
+        if not messages_list:
+            return []
+        if not self.fast_generation:
+            out: list[str] = []
+            for s in range(0, len(messages_list), self.batch_size):
+                batch = self._inputs(messages_list[s:s + self.batch_size], images_list[s:s + self.batch_size])
+                with torch.inference_mode():
+                    seqs = self.model.generate(**batch, **self._sampling_kwargs())
+                new = seqs[:, batch["input_ids"].shape[1]:]
+                out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
+            return out
+        from agents.qwen.generation import bucket, fast_generate
+
+        cfg = self.fast_generation_config
+        step = self._fast_batch_size(messages_list, images_list)
+        out = []
+        for s in range(0, len(messages_list), step):
+            msgs, ims = list(messages_list[s:s + step]), list(images_list[s:s + step])
+            n = len(msgs)
+            rows = min(bucket(n, cfg.batch_buckets), max(step, n))
+            msgs += [msgs[-1]] * (rows - n)  # repeat the last prompt up to the bucket: compiled shapes repeat
+            ims += [ims[-1]] * (rows - n)
+            batch = self._inputs(msgs, ims, pad_to_multiple_of=cfg.prompt_bucket)
+            seqs = fast_generate(self.model, batch, cfg, **self._sampling_kwargs())
+            new = seqs[:n, batch["input_ids"].shape[1]:]
             out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
         return out
 

@@ -1,0 +1,143 @@
+"""Fast generation for Qwen-VL speakers: static KV cache, compiled decode (CUDA graphs), reused shapes.
+
+Plain ``generate`` with a dynamic cache is bound by kernel launches at decode and makes cuDNN build a new
+attention plan for every KV length. Here:
+
+- the cache is transformers' static cache, and on CUDA the decode step is compiled with
+  ``CompileConfig(mode="reduce-overhead")`` (CUDA graphs), both through ``GenerationConfig``;
+- the language model uses grouped-query SDPA (``agents.qwen.attention``) so no KV head is copied;
+- prompts are left-padded to a multiple of ``prompt_bucket`` tokens and batches to a size from
+  ``batch_buckets`` (repeating the last prompt), so compiled graphs and attention plans are reused;
+- the batch size comes from free GPU memory (``batch_size_for_memory``) instead of a fixed 8;
+- a peft LoRA adapter is merged into the base weights for the rollout (``merged_lora``) and unmerged after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Batch sizes a generation call is padded up to (each one compiles once).
+DEFAULT_BATCH_BUCKETS: tuple[int, ...] = (8, 32, 128, 256)
+
+
+@dataclass(frozen=True)
+class FastGenerationConfig:
+    """What the fast path does; ``compile`` applies on CUDA only (CPU runs the static cache eagerly)."""
+
+    static_cache: bool = True
+    compile: bool = True
+    gqa_attention: bool = True
+    prompt_bucket: int = 64
+    batch_buckets: tuple[int, ...] = DEFAULT_BATCH_BUCKETS
+    max_batch_size: int | None = None  # None: sized to free GPU memory (``batch_size_for_memory``)
+    memory_fraction: float = 0.6  # share of free GPU memory a generation batch may take
+
+    def __post_init__(self) -> None:
+        if self.prompt_bucket < 1:
+            raise ValueError(f"prompt_bucket must be >= 1, got {self.prompt_bucket}")
+        if not self.batch_buckets or any(int(b) < 1 for b in self.batch_buckets):
+            raise ValueError(f"batch_buckets must be positive sizes, got {self.batch_buckets}")
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1 or None, got {self.max_batch_size}")
+        if not 0 < self.memory_fraction <= 1:
+            raise ValueError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
+
+
+def generation_overrides(config: FastGenerationConfig, device: Any) -> dict[str, Any]:
+    """``generate`` kwargs for the fast path on ``device``: static cache, plus compile on CUDA."""
+    from transformers import CompileConfig
+
+    if not config.static_cache:
+        return {}
+    out: dict[str, Any] = {"cache_implementation": "static"}
+    if config.compile and str(device).startswith("cuda"):
+        out.update(compile_config=CompileConfig(mode="reduce-overhead", fullgraph=False), disable_compile=False)
+    else:
+        out["disable_compile"] = True
+    return out
+
+
+def bucket(n: int, buckets: Sequence[int]) -> int:
+    """The smallest bucket >= n, or ``n`` rounded up to a multiple of the largest bucket."""
+    for b in sorted(int(x) for x in buckets):
+        if n <= b:
+            return b
+    top = max(int(x) for x in buckets)
+    return int(math.ceil(n / top) * top)
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    """Bytes the KV cache takes per token per sequence (all layers, keys and values) in the model's dtype."""
+    cfg = getattr(model.config, "text_config", None) or model.config
+    heads = int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    itemsize = next(model.parameters()).element_size()
+    return 2 * int(cfg.num_hidden_layers) * heads * head_dim * itemsize
+
+
+def batch_size_for_memory(model: Any, prompt_len: int, max_new_tokens: int, free_bytes: int | None = None,
+                          fraction: float = 0.6) -> int:
+    """Largest batch whose static cache, prefill activations and logits fit in ``fraction`` of free memory.
+
+    Per sequence: KV cache (prompt + new tokens), prefill activations (~ hidden x 16 + MLP width x 6 bytes
+    per prompt token, bf16) and float32 next-token logits (x2 for sampling's copies).
+    """
+    import torch
+
+    if free_bytes is None:
+        dev = next(model.parameters()).device
+        if dev.type != "cuda":
+            return 8
+        free_bytes, _ = torch.cuda.mem_get_info(dev)
+    cfg = getattr(model.config, "text_config", None) or model.config
+    per_row = (kv_bytes_per_token(model) * (prompt_len + max_new_tokens)
+               + prompt_len * (int(cfg.hidden_size) * 16 + int(cfg.intermediate_size) * 6)
+               + int(cfg.vocab_size) * 4 * 2)
+    return max(1, int(free_bytes * fraction // per_row))
+
+
+@contextlib.contextmanager
+def merged_lora(model: Any) -> Iterator[Any]:
+    """Merge a peft model's LoRA adapters into the base weights for the block, unmerge after (no-op otherwise).
+
+    Rollouts then run plain linear layers (no extra adapter matmuls); the trainable adapter weights are
+    untouched, so the training forward after the block is what it was.
+    """
+    merge = getattr(model, "merge_adapter", None)
+    if merge is None or not getattr(model, "peft_config", None):
+        yield model
+        return
+    merge()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+
+
+def prepare_model(model: Any, config: FastGenerationConfig) -> Any:
+    """Switch the language model to grouped-query SDPA when asked (idempotent); returns the model."""
+    if config.gqa_attention:
+        from agents.qwen.attention import use_gqa_attention
+
+        use_gqa_attention(model)
+    return model
+
+
+def fast_generate(model: Any, inputs: dict[str, Any], config: FastGenerationConfig | None = None,
+                  **generate_kwargs: Any) -> Any:
+    """``model.generate(**inputs)`` on the fast path (static cache, compiled decode on CUDA, GQA SDPA).
+
+    Inputs should already be padded to their buckets (``pad_to_multiple_of`` for prompts, repeated rows for
+    the batch) so the compiled graphs are reused. LoRA adapters are merged for the call.
+    """
+    import torch
+
+    config = config or FastGenerationConfig()
+    prepare_model(model, config)
+    kwargs = {**generation_overrides(config, next(model.parameters()).device), **generate_kwargs}
+    with merged_lora(model), torch.no_grad():
+        return model.generate(**inputs, **kwargs)
