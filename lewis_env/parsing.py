@@ -65,6 +65,15 @@ def extract_description(text: str) -> str:
     return " ".join(strip_thinking(text).split())
 
 
+def split_speaker_output(text: str) -> dict[str, str | None]:
+    """A speaker completion's parts: ``thinking`` (``<thinking>`` or ``<think>``), ``coarse``, ``detailed``
+    (closed tags only, None when absent) and ``description`` (what the listener receives, as in the env)."""
+    thinking = tag_content(text, "thinking")
+    return {"thinking": thinking if thinking is not None else tag_content(text, "think"),
+            "coarse": tag_content(text, "coarse"), "detailed": tag_content(text, "detailed"),
+            "description": extract_description(text)}
+
+
 def count_sentences(text: str) -> int:
     """Number of sentences: runs of text ended by ., ! or ? (a trailing fragment counts as one)."""
     parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
@@ -173,4 +182,4 @@ def parse_yes_no(text: str) -> tuple[bool | None, str | None]:
 
 
 __all__ = ["LETTERS", "answer_span", "count_sentences", "count_words", "extract_description", "parse_choice",
-           "parse_yes_no", "strip_thinking", "tag_content", "words"]
+           "parse_yes_no", "split_speaker_output", "strip_thinking", "tag_content", "words"]

@@ -1,22 +1,31 @@
-"""A listener that lives in another process: the client of ``agents.serve``'s ``/batch_score`` endpoint.
+"""A listener that lives in another process: the client of ``agents.service``'s ``/batch_score`` endpoint.
 
 A speaker env (or the GRPO reward) scores a whole group with one ``choose_batch`` call; this client splits
-it into requests of ``chunk_size`` items, retries connection errors, timeouts, 5xx and 503 with exponential
-backoff (honouring ``Retry-After``), reconnects on every retry so a restarted service is picked up, and
-after the last retry raises ``ListenerServiceError`` naming the URL and the cause.
+it into requests of ``chunk_size`` items (the wire shapes of ``lewis_env.wire``, shared with the server),
+retries connection errors, timeouts, 5xx, 429 and 503 with exponential backoff (honouring ``Retry-After``),
+reconnects on every retry so a restarted service is picked up, and raises ``ListenerServiceError`` naming
+the URL and the cause once the retry budget is spent. A client mistake (any other 4xx) is never retried.
+
+Retry budget: a call keeps retrying for ``retry_budget`` seconds (default 300 s, ``$LISTENER_RETRY_BUDGET``),
+long enough for a 2B Qwen-VL listener service to restart and reload its weights; ``max_retries`` optionally
+caps the attempts as well. When a call gives up, the chunks already answered are kept: the error carries
+them (``partial``) and calling ``choose_batch`` again with the same items sends only the missing chunks.
 
 Defaults come from the reference research code's environment variables: ``LISTENER_URL``,
-``LISTENER_TIMEOUT``, ``LISTENER_CHUNK_SIZE``, ``LISTENER_MAX_RETRIES``, ``LISTENER_BACKOFF_FACTOR``
-(and ``LISTENER_TOKEN`` for the bearer token).
+``LISTENER_TIMEOUT``, ``LISTENER_CHUNK_SIZE``, ``LISTENER_MAX_RETRIES``, ``LISTENER_BACKOFF_FACTOR``,
+``LISTENER_RETRY_BUDGET`` (and ``LISTENER_TOKEN`` for the bearer token).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,21 +33,28 @@ import httpx
 
 from lewis_env.data.types import ImageRef
 from lewis_env.listeners.base import Choice
+from lewis_env.wire import BATCH_SCORE_PATH, HEALTH_PATH, SCORE_PATH, BatchScoreResponse, ScoreItem, from_wire, to_wire
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 #: Never sleep longer than this between retries, whatever ``Retry-After`` or the backoff says.
-MAX_RETRY_SLEEP_S = 30.0
-_ENDPOINT_SUFFIXES = ("/batch_score", "/score")
+MAX_RETRY_SLEEP_S = 10.0
+#: Seconds one call keeps retrying: outlasts a restart of a 2B Qwen-VL listener service (start + weight load).
+DEFAULT_RETRY_BUDGET_S = 300.0
+#: Answered items kept from calls that gave up, so the next call resends only what is missing.
+MAX_KEPT_ITEMS = 65536
+_ENDPOINT_SUFFIXES = (BATCH_SCORE_PATH, SCORE_PATH)
 
 
 class ListenerServiceError(RuntimeError):
     """The listener service could not answer: unreachable, overloaded after all retries, or it refused."""
 
-    def __init__(self, message: str, url: str, status: int | None = None) -> None:
+    def __init__(self, message: str, url: str, status: int | None = None,
+                 partial: list[Choice | None] | None = None) -> None:
         super().__init__(message)
-        self.url, self.status = url, status
+        #: ``partial``: from ``choose_batch``, the answers received before giving up (None where missing).
+        self.url, self.status, self.partial = url, status, partial
 
 
 def _env(name: str, default: Any, cast: type) -> Any:
@@ -99,6 +115,7 @@ class HTTPListener:
         max_retries: int | None = None,
         backoff: float | None = None,
         token: str | None = None,
+        retry_budget: float | None = None,
         send_attributes: bool = True,
         inline_images: bool = False,
         trust_env: bool = False,
@@ -106,9 +123,10 @@ class HTTPListener:
         self.url = _base_url(url if url is not None else _env("LISTENER_URL", DEFAULT_URL, str))
         self.timeout = float(timeout if timeout is not None else _env("LISTENER_TIMEOUT", 60.0, float))
         self.chunk_size = int(chunk_size if chunk_size is not None else _env("LISTENER_CHUNK_SIZE", 16, int))
-        self.max_retries = int(
-            max_retries if max_retries is not None else _env("LISTENER_MAX_RETRIES", 3, int)
-        )
+        mr = max_retries if max_retries is not None else _env("LISTENER_MAX_RETRIES", None, int)
+        self.max_retries: int | None = None if mr is None else int(mr)
+        self.retry_budget = float(retry_budget if retry_budget is not None
+                                  else _env("LISTENER_RETRY_BUDGET", DEFAULT_RETRY_BUDGET_S, float))
         self.backoff = float(backoff if backoff is not None else _env("LISTENER_BACKOFF_FACTOR", 1.0, float))
         self.token = token if token is not None else (os.environ.get("LISTENER_TOKEN") or None)
         self.send_attributes = bool(send_attributes)
@@ -118,12 +136,15 @@ class HTTPListener:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.max_retries < 0:
+        if self.max_retries is not None and self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.retry_budget < 0:
+            raise ValueError(f"retry_budget must be >= 0 seconds, got {self.retry_budget}")
         if self.backoff < 0:
             raise ValueError(f"backoff must be >= 0, got {self.backoff}")
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._kept: OrderedDict[str, Choice] = OrderedDict()  # item key -> answer, from calls that gave up
 
     # -- connection ----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -165,17 +186,22 @@ class HTTPListener:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"HTTPListener(url={self.url!r}, chunk_size={self.chunk_size}, max_retries={self.max_retries})"
+        return (f"HTTPListener(url={self.url!r}, chunk_size={self.chunk_size}, max_retries={self.max_retries}, "
+                f"retry_budget={self.retry_budget:g})")
 
     # -- requests ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, payload: Any = None) -> Any:
-        """One logical call: retry transport errors, timeouts, 5xx, 429; then raise ListenerServiceError."""
+        """One logical call: retry transport errors, timeouts, 5xx and 429 until ``retry_budget`` seconds
+        (or ``max_retries`` retries) are spent, then raise ListenerServiceError; other 4xx at once."""
         url = self.url + path
-        attempts = self.max_retries + 1
+        deadline = time.monotonic() + self.retry_budget
         cause = "no attempt made"
-        for attempt in range(attempts):
+        status: int | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             wait: float | None = None
-            status: int | None = None
+            status = None
             try:
                 response = self._get_client().request(method, url, json=payload)
             except httpx.TransportError as exc:  # refused, reset, timed out, protocol error
@@ -191,55 +217,53 @@ class HTTPListener:
                             f"listener service at {url} sent invalid JSON: {exc}", url, status
                         ) from exc
                 message = _error_text(response)
-                if status not in (429,) and status < 500:  # our request is wrong: retrying cannot help
+                if status != 429 and status < 500:  # our request is wrong: retrying cannot help
                     raise ListenerServiceError(
-                        f"listener service at {url} refused the request (HTTP {status}): {message}",
-                        url,
-                        status,
-                    )
+                        f"listener service at {url} refused the request (HTTP {status}): {message}", url, status)
                 cause = f"HTTP {status}: {message}"
                 wait = _retry_after_s(response)
                 self._drop_client()
-            if attempt == attempts - 1:
+            left = deadline - time.monotonic()
+            if (self.max_retries is not None and attempt > self.max_retries) or left <= 0:
                 break
-            sleep = self.backoff * (2**attempt) if wait is None else wait
-            sleep = min(sleep, MAX_RETRY_SLEEP_S)
-            log.warning(
-                "listener service %s attempt %d/%d failed (%s); retrying in %.2f s",
-                url,
-                attempt + 1,
-                attempts,
-                cause,
-                sleep,
-            )
+            sleep = min(self.backoff * (2 ** (attempt - 1)) if wait is None else wait, MAX_RETRY_SLEEP_S, left)
+            log.warning("listener service %s attempt %d failed (%s); retrying in %.2f s (%.0f s of the retry "
+                        "budget left)", url, attempt, cause, sleep, left)
             time.sleep(sleep)
         raise ListenerServiceError(
-            f"listener service at {url} failed after {attempts} attempt(s): {cause}", url, status
-        )
+            f"listener service at {url} failed after {attempt} attempt(s) in {self.retry_budget:g} s of retry "
+            f"budget: {cause}", url, status)
 
     def health(self) -> dict[str, Any]:
         """The service's ``/health`` answer (hosted roles, model names, load)."""
-        return self._request("GET", "/health")
+        return self._request("GET", HEALTH_PATH)
 
-    def _item(self, description: str, candidates: Sequence[ImageRef]) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "question": str(description),
-            "topk": 1,
-            "candidate_ids": [c.concept_id for c in candidates],
-        }
+    def _item(self, description: str, candidates: Sequence[ImageRef]) -> ScoreItem:
+        paths = images = None
         if self.inline_images:
-            encoded = []
+            images = []
             for c in candidates:
                 with open(c.path, "rb") as fh:
-                    encoded.append(base64.b64encode(fh.read()).decode("ascii"))
-            item["candidate_images_b64"] = encoded
+                    images.append(base64.b64encode(fh.read()).decode("ascii"))
         else:
-            item["candidate_paths"] = [str(c.path) for c in candidates]
-        if self.send_attributes:
-            item["candidate_attributes"] = [
-                {str(k): str(v) for k, v in c.attributes.items()} for c in candidates
-            ]
-        return item
+            paths = [str(c.path) for c in candidates]
+        attrs = ([{str(k): str(v) for k, v in c.attributes.items()} for c in candidates]
+                 if self.send_attributes else None)
+        return ScoreItem(question=str(description), candidate_paths=paths, candidate_images_b64=images,
+                         candidate_ids=[c.concept_id for c in candidates], candidate_attributes=attrs, topk=1)
+
+    @staticmethod
+    def _key(item: dict[str, Any]) -> str:
+        return hashlib.blake2b(json.dumps(item, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+    def _keep(self, keys: Sequence[str], answers: Sequence[Choice | None]) -> None:
+        with self._lock:
+            for k, a in zip(keys, answers):
+                if a is not None:
+                    self._kept[k] = a
+                    self._kept.move_to_end(k)
+            while len(self._kept) > MAX_KEPT_ITEMS:
+                self._kept.popitem(last=False)
 
     def choose(self, description: str, candidates: Sequence[ImageRef]) -> Choice:
         """Pick the candidate the description refers to (one request)."""
@@ -258,34 +282,36 @@ class HTTPListener:
         for i, cands in enumerate(candidates):
             if len(cands) == 0:
                 raise ValueError(f"candidate list {i} is empty")
-        out: list[Choice] = []
-        for s in range(0, len(descriptions), self.chunk_size):
-            items = [
-                self._item(d, c)
-                for d, c in zip(descriptions[s : s + self.chunk_size], candidates[s : s + self.chunk_size])
-            ]
-            body = self._request("POST", "/batch_score", {"batch": items})
-            results = body.get("results") if isinstance(body, dict) else None
-            url = self.url + "/batch_score"
-            if not isinstance(results, list) or len(results) != len(items):
-                got = len(results) if isinstance(results, list) else type(results).__name__
-                raise ListenerServiceError(
-                    f"listener service at {url} answered {got} results for {len(items)} items", url
-                )
-            for j, res in enumerate(results):
-                n = len(items[j].get("candidate_paths") or items[j].get("candidate_images_b64"))
-                scores = res.get("scores", res.get("yes_probabilities"))
-                idx = res.get("predicted_index")
-                if (
-                    not isinstance(idx, int)
-                    or not 0 <= idx < n
-                    or not isinstance(scores, list)
-                    or len(scores) != n
-                ):
+        items = [to_wire(self._item(d, c)) for d, c in zip(descriptions, candidates)]
+        keys = [self._key(it) for it in items]
+        with self._lock:  # answers kept from a call that gave up are not asked for again
+            out: list[Choice | None] = [self._kept.pop(k, None) for k in keys]
+        todo = [j for j, a in enumerate(out) if a is None]
+        url = self.url + BATCH_SCORE_PATH
+        try:
+            for s in range(0, len(todo), self.chunk_size):
+                idx = todo[s: s + self.chunk_size]
+                body = self._request("POST", BATCH_SCORE_PATH, {"batch": [items[j] for j in idx]})
+                try:
+                    results = from_wire(BatchScoreResponse, body).results
+                except (TypeError, ValueError) as exc:
+                    raise ListenerServiceError(f"listener service at {url} sent a malformed answer: {exc}",
+                                               url) from None
+                if len(results) != len(idx):
                     raise ListenerServiceError(
-                        f"listener service at {url} sent a malformed result for item {s + j}: "
-                        f"{str(res)[:200]}",
-                        url,
-                    )
-                out.append((idx, [float(x) for x in scores]))
-        return out
+                        f"listener service at {url} answered {len(results)} results for {len(idx)} items", url)
+                for j, res in zip(idx, results):
+                    n = len(candidates[j])
+                    if len(res.scores) != n:
+                        raise ListenerServiceError(f"listener service at {url} sent {len(res.scores)} scores "
+                                                   f"for item {j} with {n} candidates", url)
+                    out[j] = (int(res.predicted_index), [float(x) for x in res.scores])
+        except ListenerServiceError as exc:
+            self._keep(keys, out)
+            done = sum(a is not None for a in out)
+            exc.partial = out
+            if done:
+                exc.args = (f"{exc.args[0]} ({done} of {len(out)} items were answered and are kept: calling "
+                            "choose_batch again with the same items sends only the rest)",)
+            raise
+        return [a for a in out if a is not None]

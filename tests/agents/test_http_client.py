@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.serve import create_app
+from agents.service import create_app
 from lewis_env.data.types import ImageRef
 from lewis_env.listeners import make_listener
 from lewis_env.listeners.http import HTTPListener, ListenerServiceError
