@@ -9,12 +9,14 @@ import baselines  # noqa: F401  (registers the reference agents lazily: nothing 
 
 _EXPORTS = {
     "build_entries": "leaderboard.board", "to_markdown": "leaderboard.board", "write_board": "leaderboard.board",
+    "export_results": "leaderboard.schema", "import_results": "leaderboard.schema",
     "EvalResult": "leaderboard.evaluate", "evaluate": "leaderboard.evaluate",
     "ResultRow": "leaderboard.store", "ResultStore": "leaderboard.store",
     "Suite": "leaderboard.suites", "SuiteError": "leaderboard.suites", "list_suites": "leaderboard.suites",
     "load_suite": "leaderboard.suites",
 }
-__all__ = ["EvalResult", "ResultRow", "ResultStore", "Suite", "SuiteError", "build_entries", "evaluate",
+__all__ = ["EvalResult", "ResultRow", "ResultStore", "Suite", "SuiteError", "build_entries", "evaluate", "export_results",
+           "import_results",
            "list_suites", "load_suite", "to_markdown", "write_board"]
 
 

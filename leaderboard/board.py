@@ -1,28 +1,44 @@
-"""The ranking: stored results -> Markdown table, HTML page and a PNG bar chart with CI whiskers; JSON export/import."""
+"""The board: stored results -> one section per suite (ranking table + chart), as Markdown and HTML.
+
+The board is a list of *section providers*: functions ``(BoardContext) -> list[Section]``. The suite
+rankings are the first; other views (the language table, the cross-play heatmap, ...) add one entry to
+``SECTION_PROVIDERS`` (a ``"module:function"`` string, imported lazily) and never edit the rest.
+
+What each suite section says, so it cannot mislead: chance level per task (a row in the table, a
+dashed line in the chart); oracles (agents that read ground truth) listed apart and never ranked;
+tasks an agent did not play shown as "—" (no bar); the agent's ``display_name`` and flags (random
+weights, score source, ...) beside its name; and results on different dataset copies (fingerprints)
+ranked in separate tables, each saying so.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
+import importlib
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from leaderboard.schema import SCHEMA_VERSION, load_submission
-from leaderboard.store import MEAN_SEED, ResultRow, ResultStore
+from leaderboard.store import MEAN_SEED, ResultRow
 
 #: Display order of tasks (others follow alphabetically).
 TASK_ORDER = ("speaker", "listener", "recognition", "vqa", "identification")
+#: Section providers, in page order: ``"module:function"``; each returns a list of Sections.
+SECTION_PROVIDERS: list[str] = ["leaderboard.board:suite_sections", "leaderboard.language:language_sections"]
+#: Flag keys shown as details next to an agent (besides oracle / random_init / display_name).
+DETAIL_KEYS = ("score_source", "model_reported", "negatives", "usage")
 
 
 @dataclass
 class Entry:
-    """One leaderboard line: an agent config on a suite version, its per-task score and CI, and the mean."""
+    """One leaderboard line: an agent config on a suite version (and dataset copy), per-task score + CI."""
 
     agent: str
     agent_config_hash: str
@@ -32,6 +48,10 @@ class Entry:
     scores: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # task -> (value, lo, hi)
     metric_names: dict[str, str] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
+    chance: dict[str, float | None] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
+    dataset_fingerprint: str | None = None
+    episodes_hash: str | None = None
 
     @property
     def mean(self) -> float:
@@ -40,9 +60,37 @@ class Entry:
         return float(np.mean(vals)) if vals else float("nan")
 
     @property
+    def oracle(self) -> bool:
+        """True when the agent reads ground truth (ranked apart, never against real agents)."""
+        return bool(self.flags.get("oracle"))
+
+    @property
     def label(self) -> str:
-        """``agent`` plus a short config hash so two configs of one agent stay apart."""
-        return f"{self.agent} ({self.agent_config_hash[:6]})"
+        """The display name (or agent name) plus a short config hash so two configs of one agent stay apart."""
+        name = str(self.flags.get("display_name") or self.agent)
+        if self.flags.get("random_init") and "random" not in name.lower():
+            name += " (random weights)"
+        return f"{name} [{self.agent_config_hash[:6]}]"
+
+    @property
+    def notes(self) -> str:
+        """Short flag notes: oracle, random weights, score source, ... ('' when none)."""
+        out = []
+        if self.oracle:
+            out.append("oracle: reads ground truth")
+        if self.flags.get("random_init"):
+            out.append("random weights")
+        for k in DETAIL_KEYS:
+            v = self.flags.get(k)
+            if v not in (None, "", {}, []):
+                out.append(f"{k}: {_short(v)}")
+        return "; ".join(out)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items())
+    return str(v)
 
 
 def _order_tasks(tasks: Sequence[str]) -> list[str]:
@@ -50,15 +98,19 @@ def _order_tasks(tasks: Sequence[str]) -> list[str]:
 
 
 def build_entries(rows: Sequence[ResultRow]) -> list[Entry]:
-    """Group rows into entries, using each task's mean-over-seeds row (or averaging per-seed rows), ranked by mean."""
-    groups: dict[tuple[str, str, str, str], dict[str, list[ResultRow]]] = {}
+    """Group rows into entries (agent config x suite version x dataset copy), ranked: real agents, then oracles.
+
+    Each task uses its mean-over-seeds row, or (partial/imported results) the average of its per-seed rows.
+    """
+    groups: dict[tuple[Any, ...], dict[str, list[ResultRow]]] = {}
     for r in rows:
-        key = (r.agent, r.agent_config_hash, r.suite, r.suite_version)
+        key = (r.agent, r.agent_config_hash, r.suite, r.suite_version, r.dataset_fingerprint)
         groups.setdefault(key, {}).setdefault(r.task, []).append(r)
     entries = []
-    for (agent, h, suite, version), tasks in groups.items():
-        any_row = next(iter(tasks.values()))[0]
-        e = Entry(agent, h, any_row.agent_config, suite, version)
+    for (agent, h, suite, version, fp), tasks in groups.items():
+        any_row = max((r for trs in tasks.values() for r in trs), key=lambda r: r.created_at)
+        e = Entry(agent, h, any_row.agent_config, suite, version, flags=dict(any_row.agent_flags or {}),
+                  dataset_fingerprint=fp, episodes_hash=any_row.episodes_hash)
         for task, trs in tasks.items():
             mean_rows = [r for r in trs if r.seed == MEAN_SEED]
             seed_rows = [r for r in trs if r.seed != MEAN_SEED]
@@ -67,14 +119,15 @@ def build_entries(rows: Sequence[ResultRow]) -> list[Entry]:
                 lo, hi = (r.ci.get(r.primary_metric) or [float("nan"), float("nan")])
                 e.scores[task] = (r.score, _f(lo), _f(hi))
                 e.metric_names[task] = r.primary_metric
-            else:  # e.g. an imported file with per-seed rows only: average values and bounds
+            else:  # e.g. a killed run or an imported file with per-seed rows only: average values and bounds
                 vals = np.array([[r.score, *map(_f, r.ci.get(r.primary_metric, [None, None]))] for r in seed_rows])
                 e.scores[task] = tuple(float(np.nanmean(c)) if not np.isnan(c).all() else float("nan")
                                        for c in vals.T)
                 e.metric_names[task] = seed_rows[0].primary_metric
             e.seeds[task] = len(seed_rows)
+            e.chance[task] = next((r.chance for r in trs if r.chance is not None), None)
         entries.append(e)
-    entries.sort(key=lambda e: (-len(e.scores), -(e.mean if not math.isnan(e.mean) else -1.0), e.agent))
+    entries.sort(key=lambda e: (e.oracle, -len(e.scores), -(e.mean if not math.isnan(e.mean) else -1.0), e.agent))
     return entries
 
 
@@ -95,24 +148,21 @@ def all_tasks(entries: Sequence[Entry]) -> list[str]:
     return _order_tasks([t for e in entries for t in e.scores])
 
 
-def to_markdown(entries: Sequence[Entry], title: str | None = None) -> str:
-    """A Markdown ranking: one row per agent config, per-task primary metric (%) with 95% CI, and the mean."""
-    tasks = all_tasks(entries)
-    lines = []
-    if title:
-        lines += [f"### {title}", ""]
-    head = ["#", "agent", "suite", *[f"{t} ({_metric_short(entries, t)})" for t in tasks], "mean"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "|".join(["---:", "---", "---", *["---:"] * len(tasks), "---:"]) + "|")
-    for i, e in enumerate(entries, 1):
-        cells = [str(i), e.label, f"{e.suite}@{e.suite_version}",
-                 *[_fmt(*e.scores[t]) if t in e.scores else "—" for t in tasks],
-                 "—" if math.isnan(e.mean) else f"{100 * e.mean:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    if not entries:
-        lines.append("| — | (no results) |" + " |" * (len(tasks) + 2))
-    lines += ["", "Scores in %, mean over seeds, [95% bootstrap CI over episodes]; mean = over tasks played."]
-    return "\n".join(lines)
+def chance_levels(entries: Sequence[Entry]) -> dict[str, float | None]:
+    """Per task, the chance level the entries recorded (None when unknown)."""
+    return {t: next((e.chance[t] for e in entries if e.chance.get(t) is not None), None) for t in all_tasks(entries)}
+
+
+def ranks(entries: Sequence[Entry]) -> list[str]:
+    """Rank labels: 1, 2, ... for real agents in order; "oracle" for oracles (ranked apart)."""
+    out, n = [], 0
+    for e in entries:
+        if e.oracle:
+            out.append("oracle")
+        else:
+            n += 1
+            out.append(str(n))
+    return out
 
 
 def _metric_short(entries: Sequence[Entry], task: str) -> str:
@@ -122,103 +172,167 @@ def _metric_short(entries: Sequence[Entry], task: str) -> str:
     return "?"
 
 
-def plot_png(entries: Sequence[Entry], path: str | Path) -> Path:
-    """Grouped bar chart (task groups, one bar per agent) with CI whiskers, written with matplotlib's Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+def _table_cells(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of a ranking table (rank, agent, per-task score, mean, notes), chance row last."""
     tasks = all_tasks(entries)
-    n = max(len(entries), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(tasks) + 0.4 * n), 4.0))
-    width = 0.8 / n
-    x = np.arange(len(tasks))
-    for j, e in enumerate(entries):
-        vals = np.array([e.scores.get(t, (np.nan, np.nan, np.nan)) for t in tasks], dtype=float).reshape(-1, 3)
-        v, lo, hi = vals[:, 0], vals[:, 1], vals[:, 2]
-        err = np.vstack([np.where(np.isnan(lo), 0, v - lo), np.where(np.isnan(hi), 0, hi - v)])
-        err = np.clip(np.nan_to_num(err), 0, None)
-        ax.bar(x + (j - (n - 1) / 2) * width, np.nan_to_num(v), width, yerr=err, capsize=3, label=e.label)
-    ax.set_xticks(x)
-    ax.set_xticklabels(tasks)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("primary metric (mean over seeds)")
-    ax.set_title("lewis-bench leaderboard (95% bootstrap CI)")
-    if entries:
-        ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    head = ["#", "agent", *[f"{t} ({_metric_short(entries, t)})" for t in tasks], "mean", "notes"]
+    body = []
+    for rank, e in zip(ranks(entries), entries):
+        body.append([rank, e.label, *[_fmt(*e.scores[t]) if t in e.scores else "—" for t in tasks],
+                     "—" if math.isnan(e.mean) else f"{100 * e.mean:.1f}", e.notes])
+    ch = chance_levels(entries)
+    if any(v is not None for v in ch.values()):
+        vals = [v for v in ch.values() if v is not None]
+        body.append(["", "chance (uniform random guess)", *[("—" if ch[t] is None else f"{100 * ch[t]:.1f}")
+                                                           for t in tasks],
+                     f"{100 * float(np.mean(vals)):.1f}", ""])
+    return head, body
 
 
-def to_html(entries: Sequence[Entry], png_name: str | None = "leaderboard.png", title: str = "lewis-bench") -> str:
-    """A standalone HTML page with the ranking table (and the chart when ``png_name`` is given)."""
-    tasks = all_tasks(entries)
+def to_markdown(entries: Sequence[Entry], title: str | None = None) -> str:
+    """A Markdown ranking: one row per agent config, per-task primary metric (%) with 95% CI, mean, notes."""
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    head, body = _table_cells(entries)
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---:", "---", *["---:"] * (len(head) - 3), "---"]) + "|")
+    for cells in body:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    if not entries:
+        lines.append("| — | (no results) |" + " |" * (len(head) - 2))
+    lines += ["", "Scores in %, mean over seeds, [95% bootstrap CI over episodes]; mean = over tasks played; "
+              "— = task not played. Oracles read ground truth and are not ranked."]
+    return "\n".join(lines)
+
+
+def _html_table(entries: Sequence[Entry]) -> str:
     esc = html.escape
+    head, body = _table_cells(entries)
     rows = []
-    for i, e in enumerate(entries, 1):
-        cfg = esc(json.dumps(e.agent_config, sort_keys=True))
-        cells = "".join(f"<td>{esc(_fmt(*e.scores[t]) if t in e.scores else '—')}</td>" for t in tasks)
-        mean = "—" if math.isnan(e.mean) else f"{100 * e.mean:.1f}"
-        rows.append(f"<tr><td>{i}</td><td title='{cfg}'>{esc(e.label)}</td>"
-                    f"<td>{esc(e.suite)}@{esc(e.suite_version)}</td>{cells}<td><b>{mean}</b></td></tr>")
-    head = "".join(f"<th>{esc(t)}</th>" for t in tasks)
-    img = f"<p><img src='{esc(png_name)}' alt='leaderboard chart'></p>" if png_name else ""
+    for e, cells in zip([*entries, None], body):
+        cls = " class='oracle'" if e is not None and e.oracle else (" class='chance'" if e is None else "")
+        tip = f" title='{esc(json.dumps({'config': e.agent_config, 'flags': e.flags}, sort_keys=True))}'" if e else ""
+        tds = [f"<td>{esc(cells[0])}</td>", f"<td{tip}>{esc(cells[1])}</td>",
+               *[f"<td>{esc(c)}</td>" for c in cells[2:-2]], f"<td><b>{esc(cells[-2])}</b></td>",
+               f"<td>{esc(cells[-1])}</td>"]
+        rows.append(f"<tr{cls}>{''.join(tds)}</tr>")
+    ths = "".join(f"<th>{esc(h)}</th>" for h in head)
+    return f"<table><tr>{ths}</tr>\n{chr(10).join(rows)}\n</table>"
+
+
+# -- sections -------------------------------------------------------------------------------------------------
+
+@dataclass
+class BoardContext:
+    """What a section provider gets: every stored row, the store's path, and where files may be written."""
+
+    rows: list[ResultRow]
+    store_path: Path | None = None
+    out_dir: Path | None = None  # None: text only (no chart files)
+
+
+@dataclass
+class Section:
+    """One block of the board: a title, its Markdown and HTML bodies, and the files (charts) it wrote."""
+
+    title: str
+    markdown: str
+    html: str
+    files: list[Path] = field(default_factory=list)
+
+
+SectionProvider = Callable[[BoardContext], list[Section]]
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
+
+
+def suite_groups(entries: Sequence[Entry]) -> dict[str, list[list[Entry]]]:
+    """``suite-version`` -> entry groups, one group per dataset copy (fingerprint), largest group first."""
+    out: dict[str, dict[str | None, list[Entry]]] = {}
+    for e in entries:
+        out.setdefault(f"{e.suite}-{e.suite_version}", {}).setdefault(e.dataset_fingerprint, []).append(e)
+    return {k: sorted(v.values(), key=lambda g: -len(g)) for k, v in sorted(out.items())}
+
+
+def suite_sections(ctx: BoardContext) -> list[Section]:
+    """One section per suite version: ranking table(s) and a bar chart each; dataset copies never mixed."""
+    from leaderboard.chart import plot_suite
+
+    sections = []
+    for suite, groups in suite_groups(build_entries(ctx.rows)).items():
+        md_parts, html_parts, files = [], [], []
+        for gi, es in enumerate(groups):
+            fp = es[0].dataset_fingerprint
+            sub = ""
+            if len(groups) > 1:
+                sub = (f"dataset copy {fp or 'unknown'} — results on the {len(groups)} different copies of this "
+                       "suite's data are ranked separately and are not comparable")
+            md_parts.append((f"_{sub}_\n\n" if sub else "") + to_markdown(es))
+            img = ""
+            if ctx.out_dir is not None:
+                name = f"chart_{_slug(suite)}" + (f"_{_slug(fp or 'unknown')[:12]}" if gi else "") + ".png"
+                png = plot_suite(es, ctx.out_dir / name, title=f"{suite}" + (f" (data copy {fp})" if sub else ""))
+                files.append(png)
+                img = f"<p><img src='{html.escape(png.name)}' alt='{html.escape(suite)} chart'></p>"
+            html_parts.append((f"<p><i>{html.escape(sub)}</i></p>" if sub else "") + _html_table(es) + img)
+        hashes = sorted({e.episodes_hash for g in groups for e in g if e.episodes_hash})
+        meta = f"episodes hash {', '.join(hashes)}" if hashes else "episodes hash unknown"
+        sections.append(Section(f"suite {suite}", f"{meta}\n\n" + "\n\n".join(md_parts),
+                                f"<p>{html.escape(meta)}</p>" + "\n".join(html_parts), files))
+    return sections
+
+
+def load_provider(spec: str) -> SectionProvider:
+    """Import a ``"module:function"`` section provider."""
+    mod, _, fn = spec.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def board_sections(ctx: BoardContext, providers: Sequence[str] | None = None) -> list[Section]:
+    """Every section of the board, in provider order."""
+    out: list[Section] = []
+    for spec in SECTION_PROVIDERS if providers is None else providers:
+        out.extend(load_provider(spec)(ctx))
+    return out
+
+
+def sections_markdown(sections: Sequence[Section]) -> str:
+    """The sections as one Markdown document."""
+    return "\n\n".join(f"## {s.title}\n\n{s.markdown}" for s in sections) or "(no results)"
+
+
+def to_html(sections: Sequence[Section], title: str = "lewis-bench") -> str:
+    """A standalone HTML page with every section."""
+    esc = html.escape
+    body = "\n".join(f"<section><h2>{esc(s.title)}</h2>\n{s.html}</section>" for s in sections) or "<p>(no results)</p>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{esc(title)} leaderboard</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:nth-child(2),td:nth-child(3){{text-align:left}}
-th{{background:#eee}}</style></head>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:nth-child(2),td:last-child{{text-align:left}}
+th{{background:#eee}} tr.oracle td{{background:#fff6e0;font-style:italic}} tr.chance td{{color:#777}}</style></head>
 <body><h1>{esc(title)} leaderboard</h1>
-<table><tr><th>#</th><th>agent</th><th>suite</th>{head}<th>mean</th></tr>
-{chr(10).join(rows)}
-</table>
+{body}
 <p>Scores in %: mean over seeds of each task's primary metric (recognition: weighted accuracy), with the
-95% bootstrap confidence interval over episodes; mean = over tasks played.
+95% bootstrap confidence interval over episodes; mean = over tasks played; — = task not played; chance =
+a uniform random guess; oracles read ground truth and are listed apart, unranked.
 Generated {esc(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))}.</p>
-{img}
 </body></html>
 """
 
 
-def write_board(entries: Sequence[Entry], out_dir: str | Path) -> dict[str, Path]:
-    """Write leaderboard.md, leaderboard.html and leaderboard.png into ``out_dir``; return their paths."""
+def write_board(rows: Sequence[ResultRow], out_dir: str | Path, store_path: str | Path | None = None) -> dict[str, Path]:
+    """Write leaderboard.md, leaderboard.html and one chart per suite into ``out_dir``; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / "leaderboard.md", "html": out / "leaderboard.html", "png": out / "leaderboard.png"}
-    paths["md"].write_text(to_markdown(entries) + "\n")
-    plot_png(entries, paths["png"])
-    paths["html"].write_text(to_html(entries, png_name=paths["png"].name))
+    ctx = BoardContext(list(rows), Path(store_path) if store_path else None, out)
+    sections = board_sections(ctx)
+    paths = {"md": out / "leaderboard.md", "html": out / "leaderboard.html"}
+    paths["md"].write_text(sections_markdown(sections) + "\n")
+    paths["html"].write_text(to_html(sections))
+    for s in sections:
+        for f in s.files:
+            paths[f.stem] = f
     return paths
-
-
-def export_results(store: ResultStore, path: str | Path, suite: str | None = None,
-                   suite_version: str | None = None) -> int:
-    """Write the store's rows (optionally one suite) as a submission JSON file; returns the row count."""
-    rows = store.rows(suite=suite, suite_version=suite_version)
-    data = {"schema_version": SCHEMA_VERSION,
-            "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "results": [r.to_dict() for r in rows]}
-    Path(path).write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=False))
-    return len(rows)
-
-
-def import_results(store: ResultStore, path: str | Path) -> int:
-    """Validate a submission JSON file against the schema and upsert its rows; returns the row count."""
-    data = load_submission(path)
-    from leaderboard.store import _renan
-
-    rows = []
-    for d in data["results"]:
-        d = dict(d)
-        d["metrics"] = _renan(d["metrics"])
-        d["ci"] = _renan(d["ci"])
-        d.setdefault("episodes_hash", None)
-        d.setdefault("dataset_fingerprint", None)
-        d.setdefault("git_commit", None)
-        rows.append(ResultRow.from_dict(d))
-    return store.upsert(rows)

@@ -1,13 +1,16 @@
 """Console scripts: ``lewis-eval`` (evaluate agents on a suite) and ``lewis-board`` (rank, render, export/import).
 
-``lewis-eval`` takes Hydra-style ``key=value`` overrides, values parsed as YAML (``seeds=[0,1]``,
-``progress=false``); ``agent.<kw>=<value>`` become agent keyword arguments on top of the defaults in
-``conf/agent/<agent>.yaml``. With no arguments it runs the main job: every baseline that can run here
-on the default suite, then prints the board.
+``lewis-eval`` composes ``conf/lewis_eval.yaml`` with Hydra (typed: leaderboard.config.EvalConfig) and checks
+it, the agent's options and its paths before anything heavy loads. ``agent.<kw>=<value>`` become agent
+keyword arguments on top of ``conf/agent/<agent>.yaml``. With no agent it runs the main job: every
+baseline that can run here on the default suite, then prints the board.
 
     lewis-eval agent=rule suite=synthetic-v0
     lewis-eval agent=qwen-vl agent.model=/ckpt/qwen2-vl-2b store=results.sqlite seeds=[0]
-    lewis-eval agent=clip agent.model_name=ViT-B-32 agent.pretrained=/weights/clip.bin tasks=[listener,vqa]
+    lewis-eval agent=clip agent.pretrained=/weights/clip.bin tasks=[listener,vqa]
+    lewis-eval agent=random data=folder:/my/photos          # a suite built from your own photos
+    lewis-eval agent=qwen-vl suite=yollava-v0 data.root=/data/yollava
+    lewis-eval agent=rule resume=false                     # recompute instead of reusing stored seeds
 """
 
 from __future__ import annotations
@@ -21,45 +24,13 @@ from typing import Any
 
 import yaml
 
+from leaderboard.config import ConfigError, _near, check_agent_kwargs, check_paths
 from leaderboard.store import DEFAULT_STORE
 
-#: Keys ``lewis-eval`` understands (besides ``agent.<kw>``), with defaults.
-EVAL_DEFAULTS: dict[str, Any] = {
-    "agent": None, "suite": "synthetic-v0", "store": DEFAULT_STORE, "seeds": None, "tasks": None,
-    "batch_size": 16, "samples": "lewis_samples", "n_resamples": 1000, "max_episodes": None, "progress": True,
-    "board": True, "verify": True,
-}
 #: Baselines the no-argument main job runs, in order (clip only when weights are configured).
 MAIN_JOB_AGENTS = ("random", "rule", "qwen-vl", "clip")
-
-
-class UsageError(ValueError):
-    """A malformed command line (the message says which argument)."""
-
-
-def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``key=value`` strings -> (top-level options, agent kwargs); values are YAML-parsed, unknown keys rejected."""
-    opts: dict[str, Any] = {}
-    agent_kw: dict[str, Any] = {}
-    for arg in argv:
-        arg = arg.lstrip("+")
-        if "=" not in arg:
-            raise UsageError(f"argument {arg!r} is not key=value (e.g. agent=rule suite=synthetic-v0)")
-        key, raw = arg.split("=", 1)
-        try:
-            val = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            val = raw
-        if key.startswith("agent."):
-            sub = key[len("agent."):]
-            if not sub:
-                raise UsageError(f"argument {arg!r}: empty agent keyword")
-            agent_kw[sub] = val
-        elif key in EVAL_DEFAULTS:
-            opts[key] = val
-        else:
-            raise UsageError(f"unknown option {key!r}; known: {', '.join(sorted(EVAL_DEFAULTS))}, agent.<kwarg>")
-    return opts, agent_kw
+#: Ordinary mistakes (bad suite, missing path/descriptions, refused data): one line, no traceback.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 
 
 def agent_defaults(name: str) -> dict[str, Any]:
@@ -72,7 +43,7 @@ def agent_defaults(name: str) -> dict[str, Any]:
     data = yaml.safe_load(p.read_text()) or {}
     kw = data.get("kwargs", {}) or {}
     if not isinstance(kw, dict):
-        raise UsageError(f"{p}: 'kwargs' must be a mapping, got {type(kw).__name__}")
+        raise ConfigError(f"{p}: 'kwargs' must be a mapping, got {type(kw).__name__}")
     return dict(kw)
 
 
@@ -81,76 +52,144 @@ def clip_configured(kwargs: dict[str, Any]) -> bool:
     return bool(kwargs.get("pretrained") or os.environ.get("LEWIS_CLIP_PRETRAINED"))
 
 
-def _run_one(name: str, agent_kw: dict[str, Any], opts: dict[str, Any]) -> Any:
-    from leaderboard.evaluate import evaluate
-
-    kwargs = {**agent_defaults(name), **agent_kw}
+def agent_kwargs(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conf/agent defaults + overrides (+ $LEWIS_CLIP_PRETRAINED for clip), checked against the agent."""
+    kwargs = {**agent_defaults(name), **(overrides or {})}
     if name == "clip" and not kwargs.get("pretrained") and os.environ.get("LEWIS_CLIP_PRETRAINED"):
         kwargs["pretrained"] = os.environ["LEWIS_CLIP_PRETRAINED"]
+    check_agent_kwargs(name, kwargs)
+    check_paths(name, kwargs)
+    return kwargs
+
+
+def resolve_suite(opts: dict[str, Any]) -> Any:
+    """The suite to run: built from ``data=<spec>``, or a named/path suite with ``data.<key>`` merged in."""
+    from leaderboard.suites import compute_episodes_hash, load_suite, suite_path
+
+    if opts["data"] is not None:
+        from leaderboard.datasuite import build_data_suite
+
+        suite, skipped = build_data_suite(str(opts["data"]), opts["auto"])
+        for t, why in skipped.items():
+            print(f"note: suite {suite.full_name}: task {t} skipped: {why}")
+        print(f"suite {suite.full_name}: tasks {', '.join(suite.tasks)}; episodes_hash {suite.episodes_hash}")
+        return suite
+    if opts["data_overrides"]:  # a published suite pointed at the user's copy: record its hash, never compare
+        data = yaml.safe_load(suite_path(opts["suite"]).read_text())
+        ds = data.get("dataset")
+        if isinstance(ds, str):
+            from lewis_env.data.registry import parse_spec
+
+            kind, root, kw = parse_spec(ds)
+            ds = {"kind": kind, **({"root": root} if root else {}), **kw}
+        data["dataset"] = {**(ds or {}), **opts["data_overrides"]}
+        suite = load_suite(data, verify=False)
+        suite.episodes_hash = compute_episodes_hash(suite)
+        return suite
+    return load_suite(opts["suite"], verify=bool(opts["verify"]))
+
+
+def _run_one(name: str, kwargs: dict[str, Any], opts: dict[str, Any], suite: Any) -> Any:
+    from leaderboard.evaluate import evaluate
+
     t0 = time.perf_counter()
-    res = evaluate(name, opts["suite"], agent_kwargs=kwargs, seeds=opts["seeds"], tasks=opts["tasks"],
+    samples = opts["samples"]
+    if samples == "auto":
+        samples = str(Path(opts["store"]).expanduser().resolve().parent / "lewis_samples")
+    res = evaluate(name, suite, agent_kwargs=kwargs, seeds=opts["seeds"], tasks=opts["tasks"],
                    batch_size=int(opts["batch_size"]), store=opts["store"],
-                   samples_dir=None if opts["samples"] in (None, False, "none") else opts["samples"],
+                   samples_dir=None if samples in (None, False, "none", "null", "") else samples,
                    n_resamples=int(opts["n_resamples"]), max_episodes=opts["max_episodes"],
-                   progress=bool(opts["progress"]), verify=bool(opts["verify"]))
+                   progress=bool(opts["progress"]), verify=False, resume=bool(opts["resume"]))
     dt = time.perf_counter() - t0
     for t, why in res.skipped.items():
         print(f"note: {name}: skipped task {t}: {why}")
+    if res.reused:
+        print(f"note: {name}: reused {len(res.reused)} stored (task, seed) result(s) of this agent config and suite "
+              f"hash; computed {len(res.computed)} (resume=false recomputes)")
     scores = ", ".join(f"{t}={100 * res.score(t):.1f}" for t in res.summaries)
     print(f"{name} ({res.agent_config_hash}) on {res.suite}-{res.suite_version}: {scores}  [{dt:.1f}s]")
     return res
 
 
-def _print_board(store: str, suite: str) -> None:
-    from leaderboard.board import build_entries, to_markdown
+def _print_board(store: str, suite: Any) -> None:
+    from leaderboard.board import BoardContext, board_sections, sections_markdown
     from leaderboard.store import ResultStore
-    from leaderboard.suites import load_suite
 
-    s = load_suite(suite, verify=False)
     with ResultStore(store) as st:
-        entries = build_entries(st.rows(suite=s.name, suite_version=s.version))
+        rows = st.rows(suite=suite.name, suite_version=suite.version)
     print()
-    print(to_markdown(entries, title=f"{s.full_name} ({store})"))
+    print(sections_markdown(board_sections(BoardContext(rows, Path(store)))))
+
+
+def _fail(exc: BaseException) -> int:
+    from leaderboard.suites import SuiteError
+
+    if os.environ.get("LEWIS_BENCH_DEBUG"):
+        raise exc
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    print(f"lewis-eval: {msg}", file=sys.stderr)
+    if not isinstance(exc, (ConfigError, SuiteError)):
+        print(f"lewis-eval: ({type(exc).__name__}; set LEWIS_BENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 2
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
-    """``lewis-eval [agent=NAME] [suite=S] [store=PATH] [seeds=[..]] [tasks=[..]] [agent.KW=V ...]``."""
+    """``lewis-eval [agent=NAME] [suite=S | data=SPEC] [store=PATH] [seeds=[..]] [tasks=[..]] [agent.KW=V ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
+    from omegaconf import OmegaConf
+
+    from leaderboard.config import compose
+    from leaderboard.suites import SuiteError
+
     try:
-        opts_in, agent_kw = parse_overrides(argv)
-    except UsageError as exc:
+        opts = OmegaConf.to_container(compose(argv), resolve=True)
+    except ConfigError as exc:
         print(f"lewis-eval: {exc}", file=sys.stderr)
         return 2
-    opts = {**EVAL_DEFAULTS, **opts_in}
     from agents.registry import list_agents
 
     known = list_agents()
-    if opts["agent"] is None:  # the main job: every baseline that can run here
-        if agent_kw:
-            print("lewis-eval: agent.<kw> overrides need agent=<name>", file=sys.stderr)
-            return 2
-        t0 = time.perf_counter()
-        for name in MAIN_JOB_AGENTS:
+    try:
+        if opts["agent"] is None:
+            plan = []
+            for name in MAIN_JOB_AGENTS:
+                if name not in known:
+                    print(f"note: agent {name!r} is not registered here (missing extra?); skipped")
+                elif name == "clip" and not clip_configured(agent_defaults("clip")):
+                    print("note: clip skipped: no CLIP weights configured (set agent.pretrained in "
+                          "conf/agent/clip.yaml or $LEWIS_CLIP_PRETRAINED to a checkpoint path or open_clip tag)")
+                else:
+                    plan.append((name, agent_kwargs(name, {})))
+        else:
+            name = str(opts["agent"]["name"])
             if name not in known:
-                print(f"note: agent {name!r} is not registered here (missing extra?); skipped")
-                continue
-            if name == "clip" and not clip_configured(agent_defaults("clip")):
-                print("note: clip skipped: no CLIP weights configured (set agent.pretrained in "
-                      "conf/agent/clip.yaml or $LEWIS_CLIP_PRETRAINED to a checkpoint path or open_clip tag)")
-                continue
-            _run_one(name, {}, opts)
+                raise ConfigError(f"unknown agent {name!r}{_near(name, known)}; known agents: {', '.join(known)}")
+            kwargs = dict(opts["agent"].get("kwargs") or {})
+            if name == "clip" and not kwargs.get("pretrained") and os.environ.get("LEWIS_CLIP_PRETRAINED"):
+                kwargs["pretrained"] = os.environ["LEWIS_CLIP_PRETRAINED"]
+            check_agent_kwargs(name, kwargs)
+            check_paths(name, kwargs)
+            plan = [(name, kwargs)]
+        suite = resolve_suite(opts)  # loads the dataset and checks the suite hash: still before any model loads
+        if opts["tasks"]:
+            for t in opts["tasks"]:
+                suite.task(t)
+    except (ConfigError, SuiteError, *USER_ERRORS) as exc:
+        return _fail(exc)
+    t0 = time.perf_counter()
+    for name, kwargs in plan:
+        try:
+            _run_one(name, kwargs, opts, suite)
+        except (*USER_ERRORS, OSError) as exc:  # OSError: e.g. a hub id that is neither local nor cached
+            return _fail(exc)
+    if opts["agent"] is None:
         print(f"main job finished in {time.perf_counter() - t0:.1f}s")
-    else:
-        name = str(opts["agent"])
-        if name not in known:
-            print(f"lewis-eval: unknown agent {name!r}; known agents: {', '.join(known)}", file=sys.stderr)
-            return 2
-        _run_one(name, agent_kw, opts)
     if opts["board"]:
-        _print_board(opts["store"], opts["suite"])
+        _print_board(opts["store"], suite)
     return 0
 
 
@@ -158,8 +197,8 @@ def board_main(argv: Sequence[str] | None = None) -> int:
     """``lewis-board [--store PATH] [--suite S] [--out DIR] [--export F.json] [--import F.json]``."""
     import argparse
 
-    from leaderboard.board import build_entries, export_results, import_results, to_markdown, write_board
-    from leaderboard.schema import SubmissionError
+    from leaderboard.board import BoardContext, board_sections, sections_markdown, write_board
+    from leaderboard.schema import SubmissionError, export_results, load_submission, submission_rows
     from leaderboard.store import ResultStore
 
     ap = argparse.ArgumentParser(prog="lewis-board", description="Rank stored results; render, export, import.")
@@ -170,41 +209,37 @@ def board_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--import", dest="import_", default=None, metavar="FILE",
                     help="validate a submission JSON file and add its results to the store")
     args = ap.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if not args.import_ and not Path(args.store).exists():
+        print(f"lewis-board: no results store at {args.store} (run lewis-eval first, or pass --store PATH)",
+              file=sys.stderr)
+        return 2
+    imported = None
+    if args.import_:  # validate the whole file before the store is even opened: a rejected file writes nothing
+        try:
+            imported = submission_rows(load_submission(args.import_))
+        except SubmissionError as exc:
+            print(f"lewis-board: rejected: {exc}", file=sys.stderr)
+            return 2
     with ResultStore(args.store) as st:
-        if args.import_:
-            try:
-                n = import_results(st, args.import_)
-            except SubmissionError as exc:
-                print(f"lewis-board: rejected: {exc}", file=sys.stderr)
-                return 2
+        if imported is not None:
+            n = st.upsert(imported)
             print(f"imported {n} result rows from {args.import_}")
-        name = version = None
-        if args.suite:
-            name, _, version = args.suite.rpartition("-")
-            if not name:
-                name, version = args.suite, None
+        pairs = [(s, v) for s, v in st.suites() if args.suite in (None, s, f"{s}-{v}")]
+        if args.suite and not pairs:
+            have = ", ".join(f"{s}-{v}" for s, v in st.suites()) or "(none)"
+            print(f"lewis-board: no results for suite {args.suite!r} in {args.store}; suites there: {have}",
+                  file=sys.stderr)
+            return 2
+        rows = [r for s, v in pairs for r in st.rows(suite=s, suite_version=v)]
         if args.export:
-            n = export_results(st, args.export, suite=name, suite_version=version)
+            n = export_results(st, Path(args.export), rows=rows)
             print(f"exported {n} result rows to {args.export}")
-        rows = st.rows(suite=name, suite_version=version)
-    entries = build_entries(rows)
-    groups: dict[str, list[Any]] = {}
-    for e in entries:
-        groups.setdefault(f"{e.suite}-{e.suite_version}", []).append(e)
-    if not groups:
+    if not rows:
         print(f"no results in {args.store}" + (f" for suite {args.suite}" if args.suite else ""))
-    for g, es in sorted(groups.items()):
-        print(to_markdown(es, title=g))
-        print()
-    from leaderboard.language import language_markdown, write_language_board
-
-    lang = language_markdown(rows)
-    if lang:
-        print(lang)
-        print()
+        return 0
+    print(sections_markdown(board_sections(BoardContext(rows, Path(args.store)))))
     if args.out:
-        paths = write_board(entries, Path(args.out))
-        paths.update(write_language_board(rows, Path(args.out), args.store))  # language table, cross-play
+        paths = write_board(rows, Path(args.out), store_path=args.store)
         print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -6,7 +6,9 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ class EvalResult:
     skipped: dict[str, str] = field(default_factory=dict)  # task -> why
     rows: list[ResultRow] = field(default_factory=list)
     sample_files: list[Path] = field(default_factory=list)
+    computed: list[tuple[str, int]] = field(default_factory=list)  # (task, seed) played in this run
+    reused: list[tuple[str, int]] = field(default_factory=list)  # (task, seed) read back from the store
 
     def metrics(self, task: str) -> dict[str, float]:
         """Mean-over-seeds metrics of one task."""
@@ -109,11 +113,12 @@ def _make_agent(agent: str | Any, agent_kwargs: Mapping[str, Any] | None) -> tup
 
 
 def run_task(agent: Any, suite: Suite, task: str, seed: int, batch_size: int = 16,
-             max_episodes: int | None = None, pbar: Any = None,
-             env_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+             max_episodes: int | None = None, pbar: Any = None, env_kwargs: Mapping[str, Any] | None = None,
+             with_chance: bool = False) -> Any:
     """Play every episode of one task/seed in batches (reset -> act_batch -> score_batch); return sample records.
 
     ``env_kwargs`` override the suite's env config (cross-play swaps in a speaker's description database).
+    With ``with_chance`` returns ``(records, chance level of these episodes)``.
     """
     env = suite.make_env(task, seed, **dict(env_kwargs or {}))
     try:
@@ -142,22 +147,77 @@ def run_task(agent: Any, suite: Suite, task: str, seed: int, batch_size: int = 1
                 records.append(rec)
             if pbar is not None:
                 pbar.update(len(chunk))
-        return records
+        return (records, chance_level(env, ids)) if with_chance else records
     finally:
         env.close()
+
+
+def task_summary(role: str, per_seed: Mapping[int, Sequence[Mapping[str, Any]]], suite: Suite, n_resamples: int,
+                 ci_seed: int) -> dict[str, Any]:
+    """metrics.summarize of one task's seeds, plus the speaker's language metrics (leaderboard/language.py)."""
+    summary = summarize(role, per_seed, n_resamples=n_resamples, seed=ci_seed)
+    if role == "speaker":
+        from leaderboard.language import add_language_metrics
+        from lewis_env.data.registry import load_dataset
+
+        add_language_metrics(summary, per_seed, load_dataset(suite.dataset))
+    summary["role"] = role
+    return summary
+
+
+def chance_level(env: Any, episode_ids: Sequence[int]) -> float | None:
+    """Expected primary metric of a uniform random guesser: mean of 1/choices over the episodes (None if unknown)."""
+    base = getattr(env, "unwrapped", env)
+    n_choices = getattr(base, "_num_choices", None)
+    if n_choices is None or not episode_ids:
+        return None
+    try:
+        return float(np.mean([1.0 / n_choices(base.episode(i)) for i in episode_ids]))
+    except (TypeError, ZeroDivisionError, AttributeError):
+        return None
+
+
+def agent_flags(agent: Any) -> dict[str, Any]:
+    """The agent's flags (oracle, random_init, display_name, score_source, ...) as JSON-able data."""
+    flags = getattr(agent, "flags", None) or {}
+    return _jsonable(dict(flags)) if isinstance(flags, Mapping) else {}
+
+
+def write_samples(path: Path, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write JSONL atomically through a uniquely named temp file (concurrent runs never share one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            for r in records:
+                fh.write(json.dumps(r, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def run_key(suite: Suite, max_episodes: int | None) -> str | None:
+    """What a stored (task, seed) must match to be reused: the suite's episodes hash and the episode cap."""
+    if suite.episodes_hash is None:
+        return None  # an unpinned suite is never reused
+    return f"{suite.episodes_hash}:{'all' if max_episodes is None else int(max_episodes)}"
 
 
 def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs: Mapping[str, Any] | None = None,
              seeds: Sequence[int] | None = None, tasks: Sequence[str] | None = None, batch_size: int = 16,
              store: ResultStore | str | Path | None = None, samples_dir: str | Path | None = None,
              n_resamples: int = 1000, ci_seed: int = 0, max_episodes: int | None = None, progress: bool = True,
-             verify: bool = True) -> EvalResult:
+             verify: bool = True, resume: bool = True) -> EvalResult:
     """Evaluate ``agent`` (a registered name + kwargs, or an agent object) on ``suite``.
 
     Every task whose role the agent plays is run for every seed; tasks it cannot play are skipped with
     a note. Metrics are computed from step infos, with seeded bootstrap CIs over episodes, and averaged
-    over seeds. Rows go to ``store`` (upserted; seed -1 = mean over seeds) and per-episode records to
-    ``samples_dir/<agent>-<hash>/<suite>/<task>_seed<seed>.jsonl``.
+    over seeds. Each (task, seed) goes to ``store`` as soon as it finishes (row + episode records, one
+    transaction); with ``resume`` a (task, seed) already stored for the same agent config hash and suite
+    episodes hash is read back instead of played again. After a task's seeds, its mean row (seed -1)
+    is written. Per-episode records also go to ``samples_dir/<agent>-<hash>/<suite>/<task>_seed<seed>.jsonl``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -189,6 +249,8 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
         total = None if any(n is None for n in sizes) else sum(
             min(n, max_episodes) if max_episodes else n for n in sizes) * len(seeds)
         pbar = tqdm(desc=f"{name} on {suite_obj.full_name}", unit="ep", total=total)
+    st, own_store = (store, False) if isinstance(store, ResultStore) or store is None else (ResultStore(store), True)
+    key = run_key(suite_obj, max_episodes)
     versions = package_versions()
     commit = git_commit()
     fingerprint = suite_obj.dataset_fingerprint()
@@ -197,48 +259,54 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
         for t in runnable:
             role = suite_obj.task(t).role
             per_seed: dict[int, list[dict[str, Any]]] = {}
+            chance: float | None = None
+
+            def common() -> dict[str, Any]:
+                now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+                return {"agent": name, "agent_config": _jsonable(cfg), "agent_config_hash": h,
+                        "suite": suite_obj.name, "suite_version": suite_obj.version,
+                        "episodes_hash": suite_obj.episodes_hash, "task": t, "role": role,
+                        "primary_metric": primary_metric(role), "dataset_fingerprint": fingerprint,
+                        "versions": versions, "git_commit": commit, "created_at": now,
+                        "agent_flags": agent_flags(agent_obj), "chance": chance}
+
             for s in seeds:
+                cached = None
+                if resume and st is not None and key is not None:
+                    cached = st.seed_records(name, h, suite_obj.name, suite_obj.version, t, s, key)
+                if cached is not None:
+                    per_seed[s], stored_chance = cached
+                    result.reused.append((t, int(s)))
+                    chance = stored_chance if chance is None else chance
+                    if pbar is not None:
+                        pbar.update(len(per_seed[s]))
+                    continue
                 if pbar is not None:
                     pbar.set_postfix_str(f"{t} seed {s}")
-                recs = run_task(agent_obj, suite_obj, t, s, batch_size=batch_size, max_episodes=max_episodes,
-                                pbar=pbar)
+                recs, seed_chance = run_task(agent_obj, suite_obj, t, s, batch_size=batch_size,
+                                             max_episodes=max_episodes, pbar=pbar, with_chance=True)
+                chance = seed_chance if chance is None else chance
                 per_seed[s] = recs
+                result.computed.append((t, int(s)))
                 if out_dir is not None:
-                    out_dir.mkdir(parents=True, exist_ok=True)
-                    path = out_dir / f"{t}_seed{s}.jsonl"
-                    tmp = path.with_suffix(".jsonl.tmp")
-                    with tmp.open("w") as fh:
-                        for r in recs:
-                            fh.write(json.dumps(r, sort_keys=True) + "\n")
-                    tmp.replace(path)
-                    result.sample_files.append(path)
-            summary = summarize(role, per_seed, n_resamples=n_resamples, seed=ci_seed)
-            summary["role"] = role
-            if role == "speaker":  # lang_* metrics of the descriptions (leaderboard/language.py)
-                from leaderboard.language import add_language_metrics
-                from lewis_env.data.registry import load_dataset
-
-                add_language_metrics(summary, per_seed, load_dataset(suite_obj.dataset))
+                    result.sample_files.append(write_samples(out_dir / f"{t}_seed{s}.jsonl", recs))
+                if st is not None and key is not None:
+                    one = task_summary(role, {s: recs}, suite_obj, n_resamples, ci_seed)["per_seed"][s]
+                    st.put_seed(ResultRow(seed=int(s), metrics=one["metrics"], ci=one["ci"], n_episodes=one["n"],
+                                          **common()), recs, key)
+            summary = task_summary(role, per_seed, suite_obj, n_resamples, ci_seed)
+            summary["chance"] = chance
             result.summaries[t] = summary
-            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            common: dict[str, Any] = {
-                "agent": name, "agent_config": _jsonable(cfg), "agent_config_hash": h, "suite": suite_obj.name,
-                "suite_version": suite_obj.version, "episodes_hash": suite_obj.episodes_hash, "task": t, "role": role,
-                "primary_metric": primary_metric(role), "dataset_fingerprint": fingerprint, "versions": versions,
-                "git_commit": commit, "created_at": now}
-            for s, ps in summary["per_seed"].items():
-                result.rows.append(ResultRow(seed=int(s), metrics=ps["metrics"], ci=ps["ci"], n_episodes=ps["n"],
-                                             **common))
+            rows = [ResultRow(seed=int(s), metrics=ps["metrics"], ci=ps["ci"], n_episodes=ps["n"], **common())
+                    for s, ps in summary["per_seed"].items()]
             m = summary["mean"]
-            result.rows.append(ResultRow(seed=MEAN_SEED, metrics=m["metrics"], ci=m["ci"], n_episodes=m["n"],
-                                         **common))
+            rows.append(ResultRow(seed=MEAN_SEED, metrics=m["metrics"], ci=m["ci"], n_episodes=m["n"], **common()))
+            result.rows.extend(rows)
+            if st is not None:  # per-seed rows are re-written identical (same records, same bootstrap seed)
+                st.upsert(rows if key is None else rows[-1:])
     finally:
         if pbar is not None:
             pbar.close()
-    if store is not None:
-        if isinstance(store, ResultStore):
-            store.upsert(result.rows)
-        else:
-            with ResultStore(store) as st:
-                st.upsert(result.rows)
+        if own_store:
+            st.close()
     return result

@@ -167,5 +167,29 @@ def write_language_board(rows: Sequence[ResultRow], out_dir: str | Path, store_p
     return paths
 
 
-__all__ = ["TABLE_COLUMNS", "add_language_metrics", "language_markdown", "language_rows", "plot_language_table",
-           "records_language_metrics", "write_language_board"]
+def language_sections(ctx: Any) -> list[Any]:
+    """Board section provider (``leaderboard.board.SECTION_PROVIDERS``): the language table, one cross-play
+    heatmap per suite (PNGs only when ``ctx.out_dir`` is set)."""
+    from leaderboard.board import Section
+    from leaderboard.crossplay import crossplay_markdown, load_matrices, plot_heatmap
+
+    out = []
+    md = language_markdown(ctx.rows)
+    if md:
+        table = plot_language_table(ctx.rows, ctx.out_dir / "language_table.png") if ctx.out_dir else None
+        img = f"<p><img src='{html.escape(table.name)}' alt='speaker language table'></p>" if table else ""
+        out.append(Section("speaker language", md + (f"\n\n![speaker language]({table.name})" if table else ""),
+                           img or f"<pre>{html.escape(md)}</pre>", [table] if table else []))
+    if ctx.store_path is not None:
+        for suite, matrix in load_matrices(ctx.store_path).items():
+            mmd = crossplay_markdown(matrix)
+            png = plot_heatmap(matrix, ctx.out_dir / f"crossplay_{suite}.png") if ctx.out_dir else None
+            img = (f"<p><img src='{html.escape(png.name)}' alt='cross-play heatmap {html.escape(suite)}'></p>"
+                   if png else f"<pre>{html.escape(mmd)}</pre>")
+            out.append(Section(f"cross-play {suite}", mmd + (f"\n\n![cross-play {suite}]({png.name})" if png else ""),
+                               img, [png] if png else []))
+    return out
+
+
+__all__ = ["TABLE_COLUMNS", "add_language_metrics", "language_markdown", "language_rows", "language_sections",
+           "plot_language_table", "records_language_metrics", "write_language_board"]

@@ -4,6 +4,12 @@ Writes happen in one transaction each (``with conn:``), the database runs in WAL
 timeout so several evaluation processes can write at once, and re-running an evaluation replaces its
 rows (UNIQUE key + ``ON CONFLICT DO UPDATE``) instead of duplicating them. Seed ``-1`` holds the
 mean over seeds with its seed-stratified bootstrap CI.
+
+Each finished (task, seed) is written at once, together with its episode records (table ``episodes``,
+zlib-compressed JSON), in one transaction: a killed evaluation keeps every seed it finished, and a
+rerun of the same agent config on the same suite hash reads them back instead of recomputing
+(lm-eval's ``--use_cache`` habit). Each row also carries the agent's flags (oracle, random_init,
+display_name, ...) and the task's chance level.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +29,7 @@ MEAN_SEED = -1
 
 _COLUMNS = ("agent", "agent_config", "agent_config_hash", "suite", "suite_version", "episodes_hash", "task",
             "role", "seed", "primary_metric", "metrics", "ci", "n_episodes", "dataset_fingerprint", "versions",
-            "git_commit", "created_at")
+            "git_commit", "created_at", "agent_flags", "chance")
 _KEY = ("agent", "agent_config_hash", "suite", "suite_version", "task", "seed")
 
 _SCHEMA = f"""
@@ -45,10 +52,25 @@ CREATE TABLE IF NOT EXISTS results (
     versions TEXT NOT NULL,
     git_commit TEXT,
     created_at TEXT NOT NULL,
+    agent_flags TEXT NOT NULL DEFAULT '{{}}',
+    chance REAL,
     UNIQUE ({", ".join(_KEY)})
 );
 CREATE INDEX IF NOT EXISTS results_suite ON results (suite, suite_version);
+CREATE TABLE IF NOT EXISTS episodes (
+    agent TEXT NOT NULL,
+    agent_config_hash TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    suite_version TEXT NOT NULL,
+    task TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    run_key TEXT NOT NULL,
+    records BLOB NOT NULL,
+    UNIQUE ({", ".join(_KEY)})
+);
 """
+#: Columns added after the first release: (name, SQL type) added to older stores on open.
+_ADDED_COLUMNS = (("agent_flags", "TEXT NOT NULL DEFAULT '{}'"), ("chance", "REAL"))
 
 
 @dataclass
@@ -72,6 +94,8 @@ class ResultRow:
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     created_at: str = ""
+    agent_flags: dict[str, Any] = field(default_factory=dict)
+    chance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN becomes None)."""
@@ -127,6 +151,18 @@ class ResultStore:
         self._conn.isolation_level = "DEFERRED"  # ``with conn:`` now commits/rolls back one transaction
         for stmt in filter(str.strip, _SCHEMA.split(";")):  # DDL runs in autocommit; IF NOT EXISTS is idempotent
             self._conn.execute(stmt)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns newer than the store's file (two processes may race: a duplicate column is fine)."""
+        have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)").fetchall()}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -154,6 +190,32 @@ class ResultStore:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(sql, values)
         return len(rows)
+
+    def put_seed(self, row: ResultRow, records: Sequence[Mapping[str, Any]], run_key: str) -> None:
+        """Store one finished (task, seed): its result row and its episode records, in one transaction."""
+        if row.seed == MEAN_SEED:
+            raise ValueError("put_seed takes a per-seed row, not the mean-over-seeds row")
+        blob = zlib.compress(json.dumps(list(records), sort_keys=True).encode())
+        key = tuple(getattr(row, k) for k in _KEY)
+        cols = ", ".join(_COLUMNS)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS if c not in _KEY)
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(f"INSERT INTO results ({cols}) VALUES ({marks}) "
+                               f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}", self._encode(row))
+            self._conn.execute(f"INSERT INTO episodes ({', '.join(_KEY)}, run_key, records) VALUES (?,?,?,?,?,?,?,?) "
+                               f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET run_key=excluded.run_key, "
+                               "records=excluded.records", (*key, run_key, blob))
+
+    def seed_records(self, agent: str, agent_config_hash: str, suite: str, suite_version: str, task: str,
+                     seed: int, run_key: str) -> tuple[list[dict[str, Any]], float | None] | None:
+        """(episode records, chance level) stored for this (task, seed) by a run with the same ``run_key``, else None."""
+        got = self._conn.execute(
+            "SELECT e.records, r.chance FROM episodes e JOIN results r USING (agent, agent_config_hash, suite, suite_version, "
+            "task, seed) WHERE agent=? AND agent_config_hash=? AND suite=? AND suite_version=? AND task=? AND seed=? "
+            "AND run_key=?", (agent, agent_config_hash, suite, suite_version, task, int(seed), run_key)).fetchone()
+        return None if got is None else (json.loads(zlib.decompress(got[0])), got[1])
 
     @staticmethod
     def _encode(r: ResultRow) -> tuple[Any, ...]:
@@ -188,7 +250,7 @@ class ResultStore:
         out = []
         for rec in self._conn.execute(sql, args).fetchall():
             d = dict(zip(_COLUMNS, rec))
-            for c in ("agent_config", "metrics", "ci", "versions"):
+            for c in ("agent_config", "metrics", "ci", "versions", "agent_flags"):
                 d[c] = json.loads(d[c]) if d[c] is not None else {}
             d["metrics"] = _renan(d["metrics"])
             d["ci"] = _renan(d["ci"])

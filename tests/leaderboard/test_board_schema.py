@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from leaderboard.board import build_entries, export_results, import_results, to_markdown, write_board
+from leaderboard.board import build_entries, to_markdown, write_board
 from leaderboard.cli import board_main
-from leaderboard.schema import SubmissionError, load_submission, validate_submission
+from leaderboard.schema import (SubmissionError, export_results, import_results, load_submission,
+                                validate_submission)
 from leaderboard.store import MEAN_SEED, ResultStore
 from tests.leaderboard.test_store import make_row
 
@@ -25,7 +26,8 @@ def _fill(st: ResultStore) -> None:
 def test_ranking_markdown_html_png(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as st:
         _fill(st)
-        entries = build_entries(st.rows())
+        rows = st.rows()
+    entries = build_entries(rows)
     assert [e.agent for e in entries] == ["rule", "random"]
     assert entries[0].mean == 1.0 and entries[1].mean == 0.25
     md = to_markdown(entries)
@@ -33,10 +35,10 @@ def test_ranking_markdown_html_png(tmp_path):
     assert "listener" in lines[0] and "vqa" in lines[0] and "mean" in lines[0]
     assert lines[2].startswith("| 1 | rule") and "100.0" in lines[2]
     assert lines[3].startswith("| 2 | random") and "25.0 [15.0, 35.0]" in lines[3]
-    paths = write_board(entries, tmp_path / "out")
-    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    paths = write_board(rows, tmp_path / "out")
+    assert paths["chart_synthetic-v0"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = paths["html"].read_text()
-    assert "<table>" in html and "rule" in html and "leaderboard.png" in html
+    assert "<table>" in html and "rule" in html and "chart_synthetic-v0.png" in html
 
 
 def test_export_import_roundtrip(tmp_path):
@@ -99,4 +101,4 @@ def test_board_cli_import_rejects_and_exports(tmp_path, capsys):
                        "--export", str(tmp_path / "e.json"), "--suite", "synthetic-v0"]) == 0
     out = capsys.readouterr().out
     assert "| 1 | rule" in out and "exported 12" in out
-    assert (tmp_path / "o" / "leaderboard.png").exists()
+    assert (tmp_path / "o" / "chart_synthetic-v0.png").exists()

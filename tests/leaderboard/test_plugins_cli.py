@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from agents.registry import list_agents, make
-from leaderboard.cli import UsageError, eval_main, parse_overrides
+from leaderboard.cli import eval_main
 from leaderboard.evaluate import config_hash, evaluate
 from leaderboard.store import ResultStore
 
@@ -60,17 +60,6 @@ def test_entry_point_agent_is_listed_and_evaluated(plugin_on_path, tiny_suite, t
     assert 0.0 <= res.score("listener") <= 1.0
     with ResultStore(tmp_path / "r.sqlite") as st:
         assert {r.agent for r in st.rows()} == {"first-choice"}
-
-
-def test_parse_overrides():
-    opts, kw = parse_overrides(["agent=clip", "seeds=[0,2]", "agent.threshold=0.25", "agent.pretrained=/w.bin",
-                                "progress=false"])
-    assert opts == {"agent": "clip", "seeds": [0, 2], "progress": False}
-    assert kw == {"threshold": 0.25, "pretrained": "/w.bin"}
-    with pytest.raises(UsageError, match="key=value"):
-        parse_overrides(["rule"])
-    with pytest.raises(UsageError, match="unknown option 'sede'"):
-        parse_overrides(["sede=1"])
 
 
 def test_config_hash_separates_configs():

@@ -1,0 +1,86 @@
+"""A suite built from a dataset spec (``lewis-eval data=folder:ROOT``): every task the data supports.
+
+Which tasks a dataset supports is decided by the data layer when it says so
+(``lewis_env.data.supported_tasks(dataset) -> {task: None | reason}``); otherwise each task's env is
+built on the data and a task whose env refuses it (no descriptions, no VQA questions, no attributes for
+the rule listener, too few concepts for K ...) is skipped with that refusal as the reason. The suite's
+episodes hash is computed and recorded, so a rerun is recognised (and resumed) and its numbers repeat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from leaderboard.suites import ENV_IDS, Suite, SuiteError, TaskSpec, compute_episodes_hash
+
+
+def suite_name(spec: str | Mapping[str, Any]) -> str:
+    """A readable suite name for a dataset spec: ``folder:/x/my_photos`` -> ``folder-my_photos``."""
+    from lewis_env.data.registry import parse_spec
+
+    kind, root, _ = parse_spec(spec)
+    base = Path(str(root).rstrip("/")).name if root else ""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{kind}-{base}" if base else kind).strip("_")
+
+
+def _data_says(dataset: Any) -> dict[str, str | None] | None:
+    """The data layer's own answer (task -> None if supported, else the reason), when it provides one."""
+    try:
+        from lewis_env.data import supported_tasks  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return dict(supported_tasks(dataset))
+
+
+def probe_task(suite: Suite, task: str) -> str | None:
+    """None when the task's env builds on the suite's data and has episodes, else the reason it cannot."""
+    try:
+        env = suite.make_env(task, suite.seeds[0])
+    except Exception as exc:  # noqa: BLE001  (any refusal of the env is the reason the task is skipped)
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        n = int(env.unwrapped.num_episodes)
+        if n < 1:
+            return "no episodes"
+        env.unwrapped.episode(0)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        env.close()
+    return None
+
+
+def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> tuple[Suite, dict[str, str]]:
+    """(suite over every task ``spec`` supports, with its episodes hash; {skipped task: reason})."""
+    from lewis_env.data.registry import load_dataset
+
+    dataset = load_dataset(spec)  # a missing root or an empty tree fails here, naming the path
+    tasks = {}
+    for role, env_id in ENV_IDS.items():
+        kwargs = {"listener": auto.get("speaker_listener", "rule")} if role == "speaker" else {}
+        tasks[role] = TaskSpec(role, role, env_id, auto.get("num_episodes"), None, kwargs)
+    name = suite_name(spec)
+    suite = Suite(name=name, version="auto", dataset=spec if isinstance(spec, str) else dict(spec), tasks=tasks,
+                  seeds=list(auto.get("seeds", [0, 1, 2])), k=int(auto.get("k", 4)),
+                  image_size=int(auto.get("image_size", 448)), split=str(auto.get("split", "test")),
+                  action_mode=str(auto.get("action_mode", "text")))
+    said = _data_says(dataset)
+    skipped: dict[str, str] = {}
+    for t in list(tasks):
+        why = said.get(t, "the data layer does not list this task") if said is not None else None
+        if why is None:
+            why = probe_task(suite, t)
+        if why is not None:
+            skipped[t] = why
+            del suite.tasks[t]
+    if not suite.tasks:
+        reasons = "; ".join(f"{t}: {w}" for t, w in skipped.items())
+        raise SuiteError(f"dataset {spec!r} supports none of the tasks ({reasons})")
+    suite.episodes_hash = compute_episodes_hash(suite)
+    suite.version = f"auto-{suite.episodes_hash[:8]}"
+    suite.description = (f"built from {spec} by lewis-eval data=...; tasks {sorted(suite.tasks)}"
+                         + (f"; skipped {', '.join(f'{t} ({w})' for t, w in skipped.items())}" if skipped else ""))
+    return suite, skipped
