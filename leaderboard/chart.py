@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from leaderboard.board import Entry
 
 
-def plot_suite(entries: Sequence[Entry], path: str | Path, title: str = "") -> Path:
-    """Grouped bar chart of one suite's entries (matplotlib Agg), written to ``path``."""
+def suite_figure(entries: Sequence[Entry], title: str = "") -> Any:
+    """The matplotlib Figure of one suite's grouped bar chart (Agg backend; the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -42,7 +42,8 @@ def plot_suite(entries: Sequence[Entry], path: str | Path, title: str = "") -> P
                color=colors(j % 10), hatch="//" if e.oracle else None, edgecolor="black" if e.oracle else None,
                linewidth=0.6)
         for p in pos[~played]:
-            ax.text(p, 0.02, "—", ha="center", va="bottom", fontsize=9, color=colors(j % 10))
+            ax.text(p, 0.02, "— not played", ha="center", va="bottom", rotation=90, fontsize=7,
+                    color=colors(j % 10))
     chance = chance_levels(entries)
     drew = False
     for i, t in enumerate(tasks):
@@ -59,6 +60,14 @@ def plot_suite(entries: Sequence[Entry], path: str | Path, title: str = "") -> P
     ax.set_title(f"{title} (95% bootstrap CI; — = not played)" if title else "95% bootstrap CI; — = not played")
     if entries:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    return fig
+
+
+def plot_suite(entries: Sequence[Entry], path: str | Path, title: str = "") -> Path:
+    """Grouped bar chart of one suite's entries, written to ``path`` (PNG; the legend outside the axes)."""
+    import matplotlib.pyplot as plt
+
+    fig = suite_figure(entries, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
