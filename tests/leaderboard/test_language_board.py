@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leaderboard.board import export_results, import_results
+from leaderboard.schema import export_results, import_results
 from leaderboard.evaluate import evaluate
 from leaderboard.language import language_markdown, plot_language_table, write_language_board
 from leaderboard.schema import load_submission
