@@ -263,6 +263,7 @@ def suite_sections(ctx: BoardContext) -> list[Section]:
 
     sections = []
     for suite, groups in suite_groups(build_entries(ctx.rows)).items():
+        definition = _suite_definition(ctx, groups[0][0].suite, groups[0][0].suite_version)
         md_parts, html_parts, files = [], [], []
         for gi, es in enumerate(groups):
             fp = es[0].dataset_fingerprint
@@ -280,9 +281,28 @@ def suite_sections(ctx: BoardContext) -> list[Section]:
             html_parts.append((f"<p><i>{html.escape(sub)}</i></p>" if sub else "") + _html_table(es) + img)
         hashes = sorted({e.episodes_hash for g in groups for e in g if e.episodes_hash})
         meta = f"episodes hash {', '.join(hashes)}" if hashes else "episodes hash unknown"
-        sections.append(Section(f"suite {suite}", f"{meta}\n\n" + "\n\n".join(md_parts),
-                                f"<p>{html.escape(meta)}</p>" + "\n".join(html_parts), files))
+        if definition and definition.get("description"):
+            meta = f"{definition['description']}; {meta}"
+        skipped = (definition or {}).get("skipped_tasks") or {}
+        skip_md = skip_html = ""
+        if skipped:
+            skip_md = "\n\nTasks not in this suite (the data does not support them):\n" + "\n".join(
+                f"- {t}: {why}" for t, why in skipped.items())
+            skip_html = ("<p>Tasks not in this suite (the data does not support them):</p><ul>" + "".join(
+                f"<li>{html.escape(t)}: {html.escape(why)}</li>" for t, why in skipped.items()) + "</ul>")
+        sections.append(Section(f"suite {suite}", f"{meta}{skip_md}\n\n" + "\n\n".join(md_parts),
+                                f"<p>{html.escape(meta)}</p>{skip_html}" + "\n".join(html_parts), files))
     return sections
+
+
+def _suite_definition(ctx: BoardContext, suite: str, version: str) -> dict[str, Any] | None:
+    """The suite definition recorded in the store at evaluation (None without a store or a record)."""
+    if ctx.store_path is None or not Path(ctx.store_path).exists():
+        return None
+    from leaderboard.store import ResultStore
+
+    with ResultStore(ctx.store_path) as st:
+        return st.suite_definition(suite, version)
 
 
 def load_provider(spec: str) -> SectionProvider:

@@ -37,6 +37,8 @@ class AutoSuiteConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     action_mode: str = "text"
     speaker_listener: str = "rule"  # the listener judging the speaker task
+    descriptions: Optional[str] = None  # description database JSON (lewis-data describe) for listener/recognition/id
+    negatives: Optional[str] = None  # negatives method or JSON (lewis-data negatives); None = the envs' default
 
 
 @dataclass

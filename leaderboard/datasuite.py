@@ -9,6 +9,7 @@ episodes hash is computed and recorded, so a rerun is recognised (and resumed) a
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,23 @@ def suite_name(spec: str | Mapping[str, Any]) -> str:
 
     kind, root, _ = parse_spec(spec)
     base = Path(str(root).rstrip("/")).name if root else ""
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{kind}-{base}" if base else kind).strip("_")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{kind}-{base}" if base else kind).strip("_-")
+
+
+def env_parameters(env_id: str) -> set[str]:
+    """Keyword arguments the env class registered as ``env_id`` takes (its __init__ and its bases')."""
+    import gymnasium as gym
+
+    import lewis_env.envs  # noqa: F401  (registers the env ids)
+
+    entry = gym.spec(env_id).entry_point
+    cls = entry if callable(entry) else gym.envs.registration.load_env_creator(entry)
+    names: set[str] = set()
+    for klass in getattr(cls, "__mro__", (cls,)):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names |= set(inspect.signature(init).parameters) - {"self", "args", "kwargs"}
+    return names
 
 
 def _data_says(dataset: Any) -> dict[str, str | None] | None:
@@ -67,6 +84,11 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
                   seeds=list(auto.get("seeds", [0, 1, 2])), k=int(auto.get("k", 4)),
                   image_size=int(auto.get("image_size", 448)), split=str(auto.get("split", "test")),
                   action_mode=str(auto.get("action_mode", "text")))
+    for key in ("descriptions", "negatives"):  # given to every env that takes them
+        if auto.get(key):
+            for spec_ in suite.tasks.values():
+                if key in env_parameters(spec_.env_id):
+                    spec_.kwargs[key] = str(auto[key])
     said = _data_says(dataset)
     skipped: dict[str, str] = {}
     for t in list(tasks):
@@ -74,13 +96,15 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
         if why is None:
             why = probe_task(suite, t)
         if why is not None:
+            if "descriptions" in why and not auto.get("descriptions"):
+                why += " (lewis-eval: auto.descriptions=DB.json; make one with `lewis-data describe`)"
             skipped[t] = why
             del suite.tasks[t]
     if not suite.tasks:
         reasons = "; ".join(f"{t}: {w}" for t, w in skipped.items())
         raise SuiteError(f"dataset {spec!r} supports none of the tasks ({reasons})")
+    suite.skipped_tasks = dict(skipped)
     suite.episodes_hash = compute_episodes_hash(suite)
     suite.version = f"auto-{suite.episodes_hash[:8]}"
-    suite.description = (f"built from {spec} by lewis-eval data=...; tasks {sorted(suite.tasks)}"
-                         + (f"; skipped {', '.join(f'{t} ({w})' for t, w in skipped.items())}" if skipped else ""))
+    suite.description = f"built by `lewis-eval data={spec}` (split {suite.split}, K={suite.k}, {suite.image_size} px)"
     return suite, skipped

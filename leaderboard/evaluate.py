@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from leaderboard.metrics import primary_metric, summarize
 from leaderboard.store import MEAN_SEED, ResultRow, ResultStore
@@ -255,6 +256,11 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
     commit = git_commit()
     fingerprint = suite_obj.dataset_fingerprint()
     out_dir = Path(samples_dir) / f"{name}-{h}" / suite_obj.full_name if samples_dir is not None else None
+    if st is not None:
+        st.put_suite(suite_obj.to_dict(), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if out_dir is not None:  # the suite definition beside the samples: `lewis-eval suite=<that file>` reruns it
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "suite.yaml").write_text(yaml.safe_dump(suite_obj.to_dict(), sort_keys=False))
     try:
         for t in runnable:
             role = suite_obj.task(t).role

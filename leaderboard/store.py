@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS episodes (
     records BLOB NOT NULL,
     UNIQUE ({", ".join(_KEY)})
 );
+CREATE TABLE IF NOT EXISTS suites (
+    suite TEXT NOT NULL,
+    suite_version TEXT NOT NULL,
+    episodes_hash TEXT,
+    definition TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (suite, suite_version)
+);
 """
 #: Columns added after the first release: (name, SQL type) added to older stores on open.
 _ADDED_COLUMNS = (("agent_flags", "TEXT NOT NULL DEFAULT '{}'"), ("chance", "REAL"))
@@ -216,6 +224,23 @@ class ResultStore:
             "task, seed) WHERE agent=? AND agent_config_hash=? AND suite=? AND suite_version=? AND task=? AND seed=? "
             "AND run_key=?", (agent, agent_config_hash, suite, suite_version, task, int(seed), run_key)).fetchone()
         return None if got is None else (json.loads(zlib.decompress(got[0])), got[1])
+
+    def put_suite(self, definition: Mapping[str, Any], created_at: str) -> None:
+        """Record a suite's definition (its YAML dict, incl. skipped tasks and reasons) next to its results."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "INSERT INTO suites (suite, suite_version, episodes_hash, definition, created_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (suite, suite_version) DO UPDATE SET episodes_hash=excluded.episodes_hash, "
+                "definition=excluded.definition, created_at=excluded.created_at",
+                (str(definition["name"]), str(definition["version"]), definition.get("episodes_hash"),
+                 json.dumps(definition, sort_keys=True, default=str), created_at))
+
+    def suite_definition(self, suite: str, suite_version: str) -> dict[str, Any] | None:
+        """The recorded definition of a suite version (None when none was recorded)."""
+        got = self._conn.execute("SELECT definition FROM suites WHERE suite=? AND suite_version=?",
+                                 (suite, suite_version)).fetchone()
+        return None if got is None else json.loads(got[0])
 
     @staticmethod
     def _encode(r: ResultRow) -> tuple[Any, ...]:

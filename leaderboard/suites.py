@@ -73,6 +73,7 @@ class Suite:
     episodes_hash: str | None = None
     description: str = ""
     path: Path | None = None
+    skipped_tasks: dict[str, str] = field(default_factory=dict)  # tasks left out of a built suite -> why
 
     @property
     def full_name(self) -> str:
@@ -140,7 +141,8 @@ class Suite:
         return {"name": self.name, "version": self.version, "description": self.description,
                 "dataset": self.dataset, "split": self.split, "k": self.k, "image_size": self.image_size,
                 "action_mode": self.action_mode, "seeds": self.seeds, "env_kwargs": self.env_kwargs,
-                "tasks": tasks, "episodes_hash": self.episodes_hash}
+                "tasks": tasks, "episodes_hash": self.episodes_hash,
+                **({"skipped_tasks": dict(self.skipped_tasks)} if self.skipped_tasks else {})}
 
 
 def _canon(obj: Any) -> Any:
@@ -189,7 +191,7 @@ def _parse_suite(data: Mapping[str, Any], path: Path | None) -> Suite:
         if key not in data:
             raise SuiteError(f"{where}: missing required key {key!r}")
     known = {"name", "version", "description", "dataset", "split", "k", "image_size", "action_mode", "seeds",
-             "env_kwargs", "tasks", "episodes_hash"}
+             "env_kwargs", "tasks", "episodes_hash", "skipped_tasks"}
     unknown = set(data) - known
     if unknown:
         raise SuiteError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -218,7 +220,8 @@ def _parse_suite(data: Mapping[str, Any], path: Path | None) -> Suite:
                  seeds=list(seeds), k=int(data.get("k", 4)), image_size=int(data.get("image_size", 64)),
                  split=str(data.get("split", "test")), action_mode=str(data.get("action_mode", "text")),
                  env_kwargs=dict(data.get("env_kwargs") or {}), episodes_hash=data.get("episodes_hash"),
-                 description=str(data.get("description", "")), path=path)
+                 description=str(data.get("description", "")), path=path,
+                 skipped_tasks={str(k): str(v) for k, v in (data.get("skipped_tasks") or {}).items()})
 
 
 def suite_path(name: str | os.PathLike) -> Path:
