@@ -122,13 +122,13 @@ def _print_board(store: str, suite: Any) -> None:
     print(sections_markdown(board_sections(BoardContext(rows, Path(store)))))
 
 
-def _fail(exc: BaseException) -> int:
+def _fail(exc: BaseException, where: str = "") -> int:
     from leaderboard.suites import SuiteError
 
     if os.environ.get("LEWIS_BENCH_DEBUG"):
         raise exc
     msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    print(f"lewis-eval: {msg}", file=sys.stderr)
+    print(f"lewis-eval: {where}{msg}", file=sys.stderr)
     if not isinstance(exc, (ConfigError, SuiteError)):
         print(f"lewis-eval: ({type(exc).__name__}; set LEWIS_BENCH_DEBUG=1 for the traceback)", file=sys.stderr)
     return 2
@@ -185,7 +185,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         try:
             _run_one(name, kwargs, opts, suite)
         except (*USER_ERRORS, OSError) as exc:  # OSError: e.g. a hub id that is neither local nor cached
-            return _fail(exc)
+            return _fail(exc, f"agent {name} ({', '.join(f'agent.{k}={v}' for k, v in kwargs.items()) or 'defaults'}): ")
     if opts["agent"] is None:
         print(f"main job finished in {time.perf_counter() - t0:.1f}s")
     if opts["board"]:
