@@ -49,6 +49,7 @@ class Entry:
     metric_names: dict[str, str] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
     chance: dict[str, float | None] = field(default_factory=dict)
+    data_records: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> env's data record
     flags: dict[str, Any] = field(default_factory=dict)
     dataset_fingerprint: str | None = None
     episodes_hash: str | None = None
@@ -126,6 +127,7 @@ def build_entries(rows: Sequence[ResultRow]) -> list[Entry]:
                 e.metric_names[task] = seed_rows[0].primary_metric
             e.seeds[task] = len(seed_rows)
             e.chance[task] = next((r.chance for r in trs if r.chance is not None), None)
+            e.data_records[task] = next((r.data_record for r in trs if r.data_record), {})
         entries.append(e)
     entries.sort(key=lambda e: (e.oracle, -len(e.scores), -(e.mean if not math.isnan(e.mean) else -1.0), e.agent))
     return entries
@@ -151,6 +153,32 @@ def all_tasks(entries: Sequence[Entry]) -> list[str]:
 def chance_levels(entries: Sequence[Entry]) -> dict[str, float | None]:
     """Per task, the chance level the entries recorded (None when unknown)."""
     return {t: next((e.chance[t] for e in entries if e.chance.get(t) is not None), None) for t in all_tasks(entries)}
+
+
+def _record_text(rec: dict[str, Any]) -> str:
+    """A data record in words: split, negatives, description/question source, the judging listener and its flags."""
+    parts = []
+    if rec.get("split"):
+        parts.append(f"split {rec['split']}" + (f" ({rec['split_kind']})" if rec.get("split_kind") else ""))
+    for key in ("negatives", "descriptions", "question_source"):
+        if rec.get(key) not in (None, ""):
+            parts.append(f"{key.replace('_', ' ')} {_short(rec[key])}")
+    if rec.get("listener"):
+        lf = rec.get("listener_flags") or {}
+        marks = [m for m, on in (("ORACLE", lf.get("oracle")), ("RANDOM WEIGHTS", lf.get("random_init"))) if on]
+        parts.append(f"judged by listener {rec['listener']}" + (f" [{', '.join(marks)}]" if marks else ""))
+    return ", ".join(parts)
+
+
+def data_record_lines(entries: Sequence[Entry]) -> list[str]:
+    """Per task, how its episodes were built (distinct data records across the entries)."""
+    lines = []
+    for t in all_tasks(entries):
+        texts = list(dict.fromkeys(_record_text(e.data_records.get(t) or {}) for e in entries))
+        texts = [x for x in texts if x]
+        if texts:
+            lines.append(f"{t}: " + " | ".join(texts))
+    return lines
 
 
 def ranks(entries: Sequence[Entry]) -> list[str]:
@@ -271,14 +299,18 @@ def suite_sections(ctx: BoardContext) -> list[Section]:
             if len(groups) > 1:
                 sub = (f"dataset copy {fp or 'unknown'} — results on the {len(groups)} different copies of this "
                        "suite's data are ranked separately and are not comparable")
-            md_parts.append((f"_{sub}_\n\n" if sub else "") + to_markdown(es))
+            built = data_record_lines(es)
+            built_md = ("\n\nHow the episodes were built:\n" + "\n".join(f"- {x}" for x in built)) if built else ""
+            md_parts.append((f"_{sub}_\n\n" if sub else "") + to_markdown(es) + built_md)
             img = ""
             if ctx.out_dir is not None:
                 name = f"chart_{_slug(suite)}" + (f"_{_slug(fp or 'unknown')[:12]}" if gi else "") + ".png"
                 png = plot_suite(es, ctx.out_dir / name, title=f"{suite}" + (f" (data copy {fp})" if sub else ""))
                 files.append(png)
                 img = f"<p><img src='{html.escape(png.name)}' alt='{html.escape(suite)} chart'></p>"
-            html_parts.append((f"<p><i>{html.escape(sub)}</i></p>" if sub else "") + _html_table(es) + img)
+            built_html = ("<p>How the episodes were built:</p><ul>" + "".join(
+                f"<li>{html.escape(x)}</li>" for x in built) + "</ul>") if built else ""
+            html_parts.append((f"<p><i>{html.escape(sub)}</i></p>" if sub else "") + _html_table(es) + built_html + img)
         hashes = sorted({e.episodes_hash for g in groups for e in g if e.episodes_hash})
         meta = f"episodes hash {', '.join(hashes)}" if hashes else "episodes hash unknown"
         if definition and definition.get("description"):

@@ -115,11 +115,11 @@ def _make_agent(agent: str | Any, agent_kwargs: Mapping[str, Any] | None) -> tup
 
 def run_task(agent: Any, suite: Suite, task: str, seed: int, batch_size: int = 16,
              max_episodes: int | None = None, pbar: Any = None, env_kwargs: Mapping[str, Any] | None = None,
-             with_chance: bool = False) -> Any:
+             with_meta: bool = False) -> Any:
     """Play every episode of one task/seed in batches (reset -> act_batch -> score_batch); return sample records.
 
     ``env_kwargs`` override the suite's env config (cross-play swaps in a speaker's description database).
-    With ``with_chance`` returns ``(records, chance level of these episodes)``.
+    With ``with_meta`` returns ``(records, {"chance": level of these episodes, "data_record": env's record})``.
     """
     env = suite.make_env(task, seed, **dict(env_kwargs or {}))
     try:
@@ -148,7 +148,9 @@ def run_task(agent: Any, suite: Suite, task: str, seed: int, batch_size: int = 1
                 records.append(rec)
             if pbar is not None:
                 pbar.update(len(chunk))
-        return (records, chance_level(env, ids)) if with_chance else records
+        if not with_meta:
+            return records
+        return records, {"chance": chance_level(env, ids), "data_record": data_record(env)}
     finally:
         env.close()
 
@@ -176,6 +178,12 @@ def chance_level(env: Any, episode_ids: Sequence[int]) -> float | None:
         return float(np.mean([1.0 / n_choices(base.episode(i)) for i in episode_ids]))
     except (TypeError, ZeroDivisionError, AttributeError):
         return None
+
+
+def data_record(env: Any) -> dict[str, Any]:
+    """What the env built its episodes from (``env.unwrapped.data_record()`` when it has one), JSON-able."""
+    fn = getattr(getattr(env, "unwrapped", env), "data_record", None)
+    return _jsonable(dict(fn())) if callable(fn) else {}
 
 
 def agent_flags(agent: Any) -> dict[str, Any]:
@@ -265,7 +273,7 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
         for t in runnable:
             role = suite_obj.task(t).role
             per_seed: dict[int, list[dict[str, Any]]] = {}
-            chance: float | None = None
+            meta: dict[str, Any] = {"chance": None, "data_record": {}}
 
             def common() -> dict[str, Any]:
                 now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -274,24 +282,24 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
                         "episodes_hash": suite_obj.episodes_hash, "task": t, "role": role,
                         "primary_metric": primary_metric(role), "dataset_fingerprint": fingerprint,
                         "versions": versions, "git_commit": commit, "created_at": now,
-                        "agent_flags": agent_flags(agent_obj), "chance": chance}
+                        "agent_flags": agent_flags(agent_obj), **meta}
 
             for s in seeds:
                 cached = None
                 if resume and st is not None and key is not None:
                     cached = st.seed_records(name, h, suite_obj.name, suite_obj.version, t, s, key)
                 if cached is not None:
-                    per_seed[s], stored_chance = cached
+                    per_seed[s], stored = cached
                     result.reused.append((t, int(s)))
-                    chance = stored_chance if chance is None else chance
+                    meta = meta if meta["chance"] is not None or meta["data_record"] else stored
                     if pbar is not None:
                         pbar.update(len(per_seed[s]))
                     continue
                 if pbar is not None:
                     pbar.set_postfix_str(f"{t} seed {s}")
-                recs, seed_chance = run_task(agent_obj, suite_obj, t, s, batch_size=batch_size,
-                                             max_episodes=max_episodes, pbar=pbar, with_chance=True)
-                chance = seed_chance if chance is None else chance
+                recs, seed_meta = run_task(agent_obj, suite_obj, t, s, batch_size=batch_size,
+                                           max_episodes=max_episodes, pbar=pbar, with_meta=True)
+                meta = meta if meta["chance"] is not None or meta["data_record"] else seed_meta
                 per_seed[s] = recs
                 result.computed.append((t, int(s)))
                 if out_dir is not None:
@@ -301,7 +309,8 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
                     st.put_seed(ResultRow(seed=int(s), metrics=one["metrics"], ci=one["ci"], n_episodes=one["n"],
                                           **common()), recs, key)
             summary = task_summary(role, per_seed, suite_obj, n_resamples, ci_seed)
-            summary["chance"] = chance
+            summary["chance"] = meta["chance"]
+            summary["data_record"] = meta["data_record"]
             result.summaries[t] = summary
             rows = [ResultRow(seed=int(s), metrics=ps["metrics"], ci=ps["ci"], n_episodes=ps["n"], **common())
                     for s, ps in summary["per_seed"].items()]

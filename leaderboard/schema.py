@@ -51,6 +51,7 @@ RESULT_SCHEMA: dict[str, Any] = {
             "oracle": {"type": "boolean"}, "random_init": {"type": "boolean"},
             "display_name": {"type": "string", "maxLength": 200}}},
         "chance": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]},
+        "data_record": {"type": "object"},
     },
 }
 
@@ -193,6 +194,7 @@ def submission_rows(data: dict[str, Any]) -> list[ResultRow]:
         for k in ("episodes_hash", "dataset_fingerprint", "git_commit", "chance"):
             d.setdefault(k, None)
         d.setdefault("agent_flags", {})
+        d.setdefault("data_record", {})
         rows.append(ResultRow.from_dict(d))
     return rows
 

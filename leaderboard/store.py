@@ -9,7 +9,8 @@ Each finished (task, seed) is written at once, together with its episode records
 zlib-compressed JSON), in one transaction: a killed evaluation keeps every seed it finished, and a
 rerun of the same agent config on the same suite hash reads them back instead of recomputing
 (lm-eval's ``--use_cache`` habit). Each row also carries the agent's flags (oracle, random_init,
-display_name, ...) and the task's chance level.
+display_name, ...), the task's chance level, and the env's data record (dataset, split, the negatives
+method used, description/question sources, the listener judging a speaker and its flags).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MEAN_SEED = -1
 
 _COLUMNS = ("agent", "agent_config", "agent_config_hash", "suite", "suite_version", "episodes_hash", "task",
             "role", "seed", "primary_metric", "metrics", "ci", "n_episodes", "dataset_fingerprint", "versions",
-            "git_commit", "created_at", "agent_flags", "chance")
+            "git_commit", "created_at", "agent_flags", "chance", "data_record")
 _KEY = ("agent", "agent_config_hash", "suite", "suite_version", "task", "seed")
 
 _SCHEMA = f"""
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS results (
     created_at TEXT NOT NULL,
     agent_flags TEXT NOT NULL DEFAULT '{{}}',
     chance REAL,
+    data_record TEXT NOT NULL DEFAULT '{{}}',
     UNIQUE ({", ".join(_KEY)})
 );
 CREATE INDEX IF NOT EXISTS results_suite ON results (suite, suite_version);
@@ -78,7 +80,8 @@ CREATE TABLE IF NOT EXISTS suites (
 );
 """
 #: Columns added after the first release: (name, SQL type) added to older stores on open.
-_ADDED_COLUMNS = (("agent_flags", "TEXT NOT NULL DEFAULT '{}'"), ("chance", "REAL"))
+_ADDED_COLUMNS = (("agent_flags", "TEXT NOT NULL DEFAULT '{}'"), ("chance", "REAL"),
+                  ("data_record", "TEXT NOT NULL DEFAULT '{}'"))
 
 
 @dataclass
@@ -104,6 +107,7 @@ class ResultRow:
     created_at: str = ""
     agent_flags: dict[str, Any] = field(default_factory=dict)
     chance: float | None = None
+    data_record: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN becomes None)."""
@@ -218,12 +222,15 @@ class ResultStore:
 
     def seed_records(self, agent: str, agent_config_hash: str, suite: str, suite_version: str, task: str,
                      seed: int, run_key: str) -> tuple[list[dict[str, Any]], float | None] | None:
-        """(episode records, chance level) stored for this (task, seed) by a run with the same ``run_key``, else None."""
+        """(episode records, {chance, data_record}) stored for this (task, seed) by a run with the same ``run_key``,
+        else None."""
         got = self._conn.execute(
-            "SELECT e.records, r.chance FROM episodes e JOIN results r USING (agent, agent_config_hash, suite, suite_version, "
+            "SELECT e.records, r.chance, r.data_record FROM episodes e JOIN results r USING (agent, agent_config_hash, suite, suite_version, "
             "task, seed) WHERE agent=? AND agent_config_hash=? AND suite=? AND suite_version=? AND task=? AND seed=? "
             "AND run_key=?", (agent, agent_config_hash, suite, suite_version, task, int(seed), run_key)).fetchone()
-        return None if got is None else (json.loads(zlib.decompress(got[0])), got[1])
+        if got is None:
+            return None
+        return json.loads(zlib.decompress(got[0])), {"chance": got[1], "data_record": json.loads(got[2] or "{}")}
 
     def put_suite(self, definition: Mapping[str, Any], created_at: str) -> None:
         """Record a suite's definition (its YAML dict, incl. skipped tasks and reasons) next to its results."""
@@ -275,7 +282,7 @@ class ResultStore:
         out = []
         for rec in self._conn.execute(sql, args).fetchall():
             d = dict(zip(_COLUMNS, rec))
-            for c in ("agent_config", "metrics", "ci", "versions", "agent_flags"):
+            for c in ("agent_config", "metrics", "ci", "versions", "agent_flags", "data_record"):
                 d[c] = json.loads(d[c]) if d[c] is not None else {}
             d["metrics"] = _renan(d["metrics"])
             d["ci"] = _renan(d["ci"])

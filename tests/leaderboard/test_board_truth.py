@@ -107,3 +107,11 @@ def test_section_providers_are_a_hook(tmp_path, monkeypatch):
 def test_random_weights_are_never_shown_as_plain_name(flags, shown):
     (e,) = build_entries([_row("qwen-vl", "listener", 0.3, "b" * 12, flags=flags)])
     assert e.label.startswith(shown)
+
+
+def test_data_records_say_how_tasks_were_built():
+    rec = {"dataset": "photos", "split": "test", "split_kind": "tree", "negatives": "random", "listener": "clip",
+           "listener_flags": {"random_init": True}}
+    rows = [dataclasses.replace(_row("random", "speaker", 0.25, "c" * 12), data_record=rec, role="speaker")]
+    (section,) = board_sections(BoardContext(rows))
+    assert "speaker: split test (tree), negatives random, judged by listener clip [RANDOM WEIGHTS]" in section.markdown

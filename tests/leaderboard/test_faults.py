@@ -157,5 +157,6 @@ def test_old_store_without_new_columns_is_migrated(tmp_path):
                     "'{\"accuracy\": 0.25}', '{}', 10, '{}', 'x')")
     with ResultStore(path) as st:
         (row,) = st.rows()
-    assert row.agent_flags == {} and row.chance is None and row.metrics == {"accuracy": 0.25}
+    assert row.agent_flags == {} and row.chance is None and row.data_record == {}
+    assert row.metrics == {"accuracy": 0.25}
 
