@@ -138,7 +138,11 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     """``lewis-eval [agent=NAME] [suite=S | data=SPEC] [store=PATH] [seeds=[..]] [tasks=[..]] [agent.KW=V ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help", "help"):
+        from leaderboard.config import options_help
+
         print(__doc__)
+        print("options (key=default (type)):")
+        print(options_help())
         return 0
     from omegaconf import OmegaConf
 

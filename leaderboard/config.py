@@ -105,6 +105,21 @@ def _known_keys(cls: type = EvalConfig, prefix: str = "") -> list[str]:
     return out
 
 
+def options_help() -> str:
+    """Every option with its type and default, one per line (``lewis-eval --help``)."""
+    lines = []
+    for cls, prefix in ((EvalConfig, ""), (AutoSuiteConfig, "auto.")):
+        for f in fields(cls):
+            if f.name in ("defaults", "auto", "data_overrides"):
+                continue
+            default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            typ = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            lines.append(f"  {f'{prefix}{f.name}={default}':<32} ({typ})")
+    lines.append(f"  {'agent.<kw>=<value>':<32} (an option of the chosen agent; see conf/agent/<name>.yaml)")
+    lines.append(f"  {'data.<key>=<value>':<32} (merged into the named suite's dataset spec, e.g. data.root=/x)")
+    return "\n".join(lines)
+
+
 def rewrite_overrides(argv: Sequence[str]) -> list[str]:
     """Map the ``agent.<kw>`` / ``data.<key>`` shorthands onto their config nodes; reject non key=value args."""
     out = []

@@ -69,3 +69,25 @@ def test_suite_without_hash_says_how_to_record_it(tiny_suite, tmp_path, no_eval,
     assert eval_main(["agent=random", f"suite={f}", f"store={tmp_path / 'r.sqlite'}"]) == 2
     err = capsys.readouterr().err
     assert "no recorded episodes_hash" in err and "python -m leaderboard.suites" in err and "Traceback" not in err
+
+
+def test_outputs_land_where_asked(tiny_suite, tmp_path, monkeypatch):
+    """Samples go beside the store (or to samples=...), board/exports to the paths given; the cwd stays clean."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    suite = tmp_path / "tiny-v0.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite.to_dict(), sort_keys=False))
+    store = tmp_path / "results" / "r.sqlite"
+    args = ["agent=random", f"suite={suite}", f"store={store}", "seeds=[0]", "tasks=[listener]", "n_resamples=20",
+            "progress=false", "board=false"]
+    assert eval_main(args) == 0
+    assert sorted(p.name for p in (store.parent / "lewis_samples").rglob("*.jsonl")) == ["listener_seed0.jsonl"]
+    assert eval_main([*args, f"samples={tmp_path / 'elsewhere'}", "resume=false"]) == 0
+    assert list((tmp_path / "elsewhere").rglob("listener_seed0.jsonl"))
+    from leaderboard.cli import board_main
+
+    assert board_main(["--store", str(store), "--out", str(tmp_path / "b" / "c"),
+                       "--export", str(tmp_path / "x" / "res.json")]) == 0
+    assert (tmp_path / "b" / "c" / "leaderboard.html").exists() and (tmp_path / "x" / "res.json").exists()
+    assert list(cwd.iterdir()) == []
