@@ -50,6 +50,7 @@ class Entry:
     seeds: dict[str, int] = field(default_factory=dict)
     chance: dict[str, float | None] = field(default_factory=dict)
     data_records: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> env's data record
+    partial: dict[str, int] = field(default_factory=dict)  # task -> seeds stored, when its mean row is missing
     flags: dict[str, Any] = field(default_factory=dict)
     dataset_fingerprint: str | None = None
     episodes_hash: str | None = None
@@ -81,6 +82,9 @@ class Entry:
             out.append("oracle: reads ground truth")
         if self.flags.get("random_init"):
             out.append("random weights")
+        if self.partial:
+            out.append("no mean-over-seeds row (unfinished run?): " + ", ".join(
+                f"{t} {n} seed{'s' if n != 1 else ''}" for t, n in self.partial.items()))
         for k in DETAIL_KEYS:
             v = self.flags.get(k)
             if v not in (None, "", {}, []):
@@ -120,7 +124,8 @@ def build_entries(rows: Sequence[ResultRow]) -> list[Entry]:
                 lo, hi = (r.ci.get(r.primary_metric) or [float("nan"), float("nan")])
                 e.scores[task] = (r.score, _f(lo), _f(hi))
                 e.metric_names[task] = r.primary_metric
-            else:  # e.g. a killed run or an imported file with per-seed rows only: average values and bounds
+            else:  # a killed/running eval, or an imported file with per-seed rows only: average values and bounds
+                e.partial[task] = len(seed_rows)
                 vals = np.array([[r.score, *map(_f, r.ci.get(r.primary_metric, [None, None]))] for r in seed_rows])
                 e.scores[task] = tuple(float(np.nanmean(c)) if not np.isnan(c).all() else float("nan")
                                        for c in vals.T)

@@ -304,10 +304,10 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
                 result.computed.append((t, int(s)))
                 if out_dir is not None:
                     result.sample_files.append(write_samples(out_dir / f"{t}_seed{s}.jsonl", recs))
-                if st is not None and key is not None:
+                if st is not None:  # stored now: a killed run keeps it (reused later only when ``key`` pins it)
                     one = task_summary(role, {s: recs}, suite_obj, n_resamples, ci_seed)["per_seed"][s]
                     st.put_seed(ResultRow(seed=int(s), metrics=one["metrics"], ci=one["ci"], n_episodes=one["n"],
-                                          **common()), recs, key)
+                                          **common()), recs, key or "unpinned")
             summary = task_summary(role, per_seed, suite_obj, n_resamples, ci_seed)
             summary["chance"] = meta["chance"]
             summary["data_record"] = meta["data_record"]
@@ -318,7 +318,7 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
             rows.append(ResultRow(seed=MEAN_SEED, metrics=m["metrics"], ci=m["ci"], n_episodes=m["n"], **common()))
             result.rows.extend(rows)
             if st is not None:  # per-seed rows are re-written identical (same records, same bootstrap seed)
-                st.upsert(rows if key is None else rows[-1:])
+                st.upsert(rows[-1:])
     finally:
         if pbar is not None:
             pbar.close()

@@ -115,3 +115,9 @@ def test_data_records_say_how_tasks_were_built():
     rows = [dataclasses.replace(_row("random", "speaker", 0.25, "c" * 12), data_record=rec, role="speaker")]
     (section,) = board_sections(BoardContext(rows))
     assert "speaker: split test (tree), negatives random, judged by listener clip [RANDOM WEIGHTS]" in section.markdown
+
+
+def test_unfinished_task_is_flagged():
+    rows = [dataclasses.replace(_row("random", "listener", 0.25, "c" * 12), seed=0)]
+    (e,) = build_entries(rows)
+    assert e.partial == {"listener": 1} and "unfinished run?" in e.notes and "listener 1 seed" in e.notes
