@@ -32,12 +32,12 @@ CREATE TABLE IF NOT EXISTS crossplay (
     suite TEXT NOT NULL, suite_version TEXT NOT NULL,
     speaker TEXT NOT NULL, speaker_config_hash TEXT NOT NULL, speaker_config TEXT NOT NULL,
     listener TEXT NOT NULL, listener_config_hash TEXT NOT NULL, listener_config TEXT NOT NULL,
-    seed INTEGER NOT NULL, accuracy REAL, ci_lo REAL, ci_hi REAL, n_episodes INTEGER NOT NULL,
+    speaker_label TEXT NOT NULL, listener_label TEXT NOT NULL, seed INTEGER NOT NULL, accuracy REAL, ci_lo REAL, ci_hi REAL, n_episodes INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     UNIQUE (suite, suite_version, speaker, speaker_config_hash, listener, listener_config_hash, seed)
 )"""
 _COLS = ("suite", "suite_version", "speaker", "speaker_config_hash", "speaker_config", "listener",
-         "listener_config_hash", "listener_config", "seed", "accuracy", "ci_lo", "ci_hi", "n_episodes", "created_at")
+         "listener_config_hash", "listener_config", "speaker_label", "listener_label", "seed", "accuracy", "ci_lo", "ci_hi", "n_episodes", "created_at")
 
 
 @dataclass
@@ -58,6 +58,13 @@ class Player:
     def label(self) -> str:
         """``name (hash6)``, as on the board."""
         return f"{self.name} ({self.config_hash[:6]})"
+
+    def label_for(self, agent: Any) -> str:
+        """The agent's ``flags["display_name"]`` (e.g. "qwen-vl (tiny, random weights)") + hash, else ``label``;
+        oracle agents are marked."""
+        flags = getattr(agent, "flags", None) or {}
+        text = f"{flags['display_name']} [{self.config_hash[:6]}]" if flags.get("display_name") else self.label
+        return text + (" (oracle)" if flags.get("oracle") else "")
 
 
 @dataclass
@@ -118,14 +125,13 @@ def load_matrices(path: str | Path) -> dict[str, Matrix]:
         by_suite.setdefault(f"{d['suite']}-{d['suite_version']}", []).append(d)
     out = {}
     for suite, ds in by_suite.items():
-        sp = list(dict.fromkeys(f"{d['speaker']} ({d['speaker_config_hash'][:6]})" for d in ds))
-        li = list(dict.fromkeys(f"{d['listener']} ({d['listener_config_hash'][:6]})" for d in ds))
+        sp = list(dict.fromkeys(d["speaker_label"] for d in ds))
+        li = list(dict.fromkeys(d["listener_label"] for d in ds))
         acc = np.full((len(sp), len(li)), np.nan)
         ci = np.full((len(sp), len(li), 2), np.nan)
         n = np.zeros((len(sp), len(li)), dtype=int)
         for d in ds:
-            i = sp.index(f"{d['speaker']} ({d['speaker_config_hash'][:6]})")
-            j = li.index(f"{d['listener']} ({d['listener_config_hash'][:6]})")
+            i, j = sp.index(d["speaker_label"]), li.index(d["listener_label"])
             acc[i, j] = np.nan if d["accuracy"] is None else d["accuracy"]
             ci[i, j] = [np.nan if d["ci_lo"] is None else d["ci_lo"], np.nan if d["ci_hi"] is None else d["ci_hi"]]
             n[i, j] = d["n_episodes"]
@@ -211,15 +217,19 @@ def crossplay(speakers: Sequence[Player], listeners: Sequence[Player], suite: st
 
         bar = tqdm(total=len(speakers) * len(listeners), desc=f"cross-play {suite_obj.full_name}", unit="pair")
     listener_objs = [make(p.name, **p.config) for p in listeners]
+    listener_labels = [p.label_for(o) for p, o in zip(listeners, listener_objs)]
+    speaker_labels = []
     try:
         for i, sp in enumerate(speakers):
             sp_obj = make(sp.name, **sp.config)
+            speaker_labels.append(sp.label_for(sp_obj))
             dbs = {s: speaker_database(sp_obj, suite_obj, s) for s in seeds}
             for j, (lp, lobj) in enumerate(zip(listeners, listener_objs)):
                 per_seed = play_pair(sp_obj, lobj, suite_obj, seeds, max_episodes, databases=dbs)
                 common = {"suite": suite_obj.name, "suite_version": suite_obj.version, "speaker": sp.name,
                           "speaker_config_hash": sp.config_hash, "speaker_config": sp.config, "listener": lp.name,
-                          "listener_config_hash": lp.config_hash, "listener_config": lp.config, "created_at": now}
+                          "listener_config_hash": lp.config_hash, "listener_config": lp.config, "created_at": now,
+                          "speaker_label": speaker_labels[i], "listener_label": listener_labels[j]}
                 for s, c in per_seed.items():
                     lo, hi = mean_ci(c)
                     rows.append({**common, "seed": int(s), "accuracy": float(c.mean()) if c.size else float("nan"),
@@ -237,7 +247,7 @@ def crossplay(speakers: Sequence[Player], listeners: Sequence[Player], suite: st
             bar.close()
     if store is not None:
         upsert(store, rows)
-    return Matrix(suite_obj.full_name, [p.label for p in speakers], [p.label for p in listeners], acc, ci, n)
+    return Matrix(suite_obj.full_name, speaker_labels, listener_labels, acc, ci, n)
 
 
 # -- rendering ---------------------------------------------------------------------------------------

@@ -66,8 +66,9 @@ class RolloutLogger(TrainerCallback):
             row = {"episode_id": int(eid), "step": int(batch.get("step", 0)), "completion": text,
                    "reward": float(reward), "correct": bool(info.get("correct", False))}
             row.update({t: float(terms.get(t, 0.0)) for t in self.terms})
-            if "description" in info:
-                row["description"] = info["description"]
+            for key in ("description", "target_concept", "candidate_ids"):  # language metrics need the referent
+                if key in info:
+                    row[key] = info[key]
             rows.append(row)
         with self._lock:
             self._rows.extend(rows)

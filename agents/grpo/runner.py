@@ -28,6 +28,7 @@ from agents.grpo.callbacks import (
 )
 from agents.grpo.evaluate import METRICS_FILE, HeldoutEvalCallback
 from agents.grpo.resume import checkpoint_step, resolve_resume, truncate_jsonl
+from lewis_env.language.curves import plot_language_curves
 
 
 @dataclass
@@ -147,6 +148,7 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     trainer.save_model(str(out))
     if rank0:
         processor.save_pretrained(str(out))
+        plot_language_curves(out / ROLLOUTS_FILE, out, dataset=env.unwrapped.dataset)  # next to reward_curve.png
     # this process's own measurements: other ranks must not read metrics.json while rank 0 (re)writes it
     metrics = json.loads(json.dumps(evaluator.metrics)) if evaluator.ids else {}
     return RunResult(output_dir=out, global_step=int(trainer.state.global_step), resumed_from=ckpt, metrics=metrics)

@@ -3,6 +3,7 @@
     lewis-data stats [SPEC] [--set num_concepts=16 ...]
     lewis-data negatives SPEC --k 3 [--method auto|attributes|clip] --out negatives.json
     lewis-data export-hf SPEC OUT_DIR
+    lewis-data descriptions evaluate|refine SRC [--mode state|location|both] [--by rule|agent] --out DIR
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export-hf", help="save the dataset with datasets.Dataset.save_to_disk")
     add_spec(e)
     e.add_argument("out")
+
+    from lewis_env.language.cli import add_descriptions_parser
+
+    add_descriptions_parser(sub)  # lewis-data descriptions evaluate|refine (lewis_env/language)
     return p
 
 
@@ -76,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "descriptions":
+        from lewis_env.language.cli import run_descriptions
+
+        return run_descriptions(args)
     ds = load_dataset(args.spec, **parse_sets(args.set))
     if args.cmd == "stats":
         summary = ds.summary()

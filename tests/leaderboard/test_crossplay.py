@@ -34,3 +34,16 @@ def test_player_specs():
     assert parse_player('qwen-vl={"model": "runs/x"}') == Player("qwen-vl", {"model": "runs/x"})
     with pytest.raises(ValueError, match="not JSON"):
         parse_player("rule={bad")
+
+
+def test_labels_use_display_name_and_mark_oracles():
+    class Flagged:
+        flags = {"display_name": "qwen-vl (tiny, random weights)"}
+
+    class Oracle:
+        flags = {"oracle": True}
+
+    p = Player("qwen-vl", {"model": "tiny"})
+    assert p.label_for(Flagged()) == f"qwen-vl (tiny, random weights) [{p.config_hash[:6]}]"
+    assert p.label_for(Oracle()) == p.label + " (oracle)"
+    assert p.label_for(object()) == p.label
