@@ -74,7 +74,10 @@ def _cell(row: ResultRow, metric: str, fmt: str) -> str:
 
 
 def _label(row: ResultRow) -> str:
-    return f"{row.agent} ({row.agent_config_hash[:6]})"
+    """The agent's display name (flags) or name, its config hash, and an oracle mark."""
+    flags = getattr(row, "agent_flags", None) or {}
+    text = f"{flags.get('display_name') or row.agent} ({row.agent_config_hash[:6]})"
+    return text + (" [oracle]" if flags.get("oracle") else "")
 
 
 def language_markdown(rows: Sequence[ResultRow]) -> str:
@@ -129,44 +132,6 @@ def plot_language_table(rows: Sequence[ResultRow], path: str | Path) -> Path | N
     return out
 
 
-def write_language_board(rows: Sequence[ResultRow], out_dir: str | Path, store_path: str | Path | None = None
-                         ) -> dict[str, Path]:
-    """Add the language table and the cross-play heatmaps to a board folder written by ``board.write_board``.
-
-    Writes ``language_table.png`` and ``crossplay_<suite>.png`` (when the store holds cross-play results),
-    and appends their sections to ``leaderboard.md`` / ``leaderboard.html`` when those exist.
-    """
-    from leaderboard.crossplay import crossplay_markdown, load_matrices, plot_heatmap
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    md_parts: list[str] = []
-    html_parts: list[str] = []
-    table = plot_language_table(rows, out / "language_table.png")
-    if table is not None:
-        paths["language_table"] = table
-        md_parts.append(language_markdown(rows) + f"\n\n![speaker language]({table.name})")
-        html_parts.append(f"<h2>Speaker language</h2><p><img src='{html.escape(table.name)}' "
-                          f"alt='speaker language table'></p>")
-    if store_path is not None:
-        for suite, matrix in load_matrices(store_path).items():
-            png = plot_heatmap(matrix, out / f"crossplay_{suite}.png")
-            paths[f"crossplay_{suite}"] = png
-            md_parts.append(crossplay_markdown(matrix) + f"\n\n![cross-play {suite}]({png.name})")
-            html_parts.append(f"<h2>Cross-play: {html.escape(suite)}</h2><p><img src='{html.escape(png.name)}' "
-                              f"alt='cross-play heatmap {html.escape(suite)}'></p>")
-    md = out / "leaderboard.md"
-    if md_parts and md.exists():
-        md.write_text(md.read_text().rstrip("\n") + "\n\n" + "\n\n".join(md_parts) + "\n")
-    page = out / "leaderboard.html"
-    if html_parts and page.exists():
-        text = page.read_text()
-        block = "\n".join(html_parts)
-        page.write_text(text.replace("</body>", block + "\n</body>") if "</body>" in text else text + block)
-    return paths
-
-
 def language_sections(ctx: Any) -> list[Any]:
     """Board section provider (``leaderboard.board.SECTION_PROVIDERS``): the language table, one cross-play
     heatmap per suite (PNGs only when ``ctx.out_dir`` is set)."""
@@ -192,4 +157,4 @@ def language_sections(ctx: Any) -> list[Any]:
 
 
 __all__ = ["TABLE_COLUMNS", "add_language_metrics", "language_markdown", "language_rows", "language_sections",
-           "plot_language_table", "records_language_metrics", "write_language_board"]
+           "plot_language_table", "records_language_metrics"]

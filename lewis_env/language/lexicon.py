@@ -144,6 +144,9 @@ def refine_text(text: str, mode: str = "both") -> str:
     if mode not in ("state", "location", "both"):
         raise ValueError(f"refine mode must be 'state', 'location' or 'both', got {mode!r}")
     out = text or ""
+    found = evaluate_text(out)
+    if not ((mode != "location" and found.has_state) or (mode != "state" and found.has_location)):
+        return out  # nothing to remove: the text stays byte-identical
     if mode in ("location", "both"):
         for s, e in reversed(_removal_spans(out)):
             out = out[:s] + out[e:]

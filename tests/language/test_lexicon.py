@@ -44,3 +44,10 @@ def test_photo_of_is_not_a_location_and_bad_mode_is_an_error():
     assert not evaluate_text("The mug in the photo is red.").has_location
     with pytest.raises(ValueError, match="refine mode"):
         refine_text("a mug", "colour")
+
+
+def test_text_without_mentions_is_left_untouched():
+    for text in ("blue", "a red mug , round", "  The toy is wearing a hat.  "):
+        if not evaluate_text(text).has_location:
+            assert refine_text(text, "location") == text
+    assert refine_text("blue", "both") == "blue"

@@ -8,7 +8,8 @@ import pytest
 
 from leaderboard.schema import export_results, import_results
 from leaderboard.evaluate import evaluate
-from leaderboard.language import language_markdown, plot_language_table, write_language_board
+from leaderboard.board import write_board
+from leaderboard.language import language_markdown, plot_language_table
 from leaderboard.schema import load_submission
 from leaderboard.store import MEAN_SEED, ResultStore
 from lewis_env.language.metrics import METRICS
@@ -64,7 +65,7 @@ def test_language_table_renders(store_with_speakers, tmp_path):
     assert md.index("rule (") < md.index("random (")  # ordered by topsim
     png = plot_language_table(rows, tmp_path / "t.png")
     assert png.stat().st_size > 5000
-    (tmp_path / "leaderboard.md").write_text("# board\n")
-    paths = write_language_board(rows, tmp_path, store_with_speakers)
+    paths = write_board(rows, tmp_path / "board", store_with_speakers)  # the board calls language_sections
     assert "language_table" in paths
-    assert "Speaker language" in (tmp_path / "leaderboard.md").read_text()
+    assert "Speaker language" in (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "language_table.png" in (tmp_path / "board" / "leaderboard.html").read_text()
