@@ -93,3 +93,21 @@ def test_without_descriptions_the_reason_says_how_to_give_them(photo_tree, tmp_p
         return
     assert "listener" in skipped and "auto.descriptions=" in skipped["listener"]
     assert set(suite.tasks).isdisjoint(skipped)
+
+
+@pytest.mark.slow
+def test_hf_saved_dataset_with_attributes_gets_every_task(tmp_path):
+    """``data=hf:DIR`` (a `datasets` folder, here the exported tiny synthetic world): every task is supported."""
+    from leaderboard.datasuite import build_data_suite
+    from lewis_env.data.hf import to_hf_dataset
+    from lewis_env.data.registry import load_dataset
+    from tests.leaderboard.conftest import TINY_DATASET
+
+    to_hf_dataset(load_dataset(dict(TINY_DATASET))).save_to_disk(str(tmp_path / "hf"))
+    suite, skipped = build_data_suite(f"hf:{tmp_path / 'hf'}", {"split": "all", "image_size": 32, "seeds": [0],
+                                                                 "k": 4, "num_episodes": 8})
+    assert skipped == {} and set(suite.tasks) == {"speaker", "listener", "recognition", "vqa", "identification"}
+    again, _ = build_data_suite(f"hf:{tmp_path / 'hf'}", {"split": "all", "image_size": 32, "seeds": [0], "k": 4,
+                                                           "num_episodes": 8})
+    assert again.episodes_hash == suite.episodes_hash and again.full_name == suite.full_name
+    assert suite.name == "hf-hf"
