@@ -182,6 +182,10 @@ class SpeakerReward:
                 raise TypeError(f"reward weight for {name!r} must be a number, got {w!r}")
             self.weights[name] = float(w)
 
+    def spec(self) -> dict[str, float]:
+        """``{term: weight}`` in the order the terms are reported."""
+        return {name: float(self.weights[name]) for name in self.terms}
+
     def __call__(self, completion: str, info: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
         """(total reward, unweighted term values) for one completion."""
         terms = {name: float(fn(completion, info)) for name, fn in self.terms.items()}

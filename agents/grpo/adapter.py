@@ -7,7 +7,7 @@ env's ``score_batch`` (and therefore the listener) is called ONCE per reward bat
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,23 +113,42 @@ class BatchScorer:
             return self._value
 
 
-def reward_term_names(env: Any) -> list[str]:
-    """The reward terms the env reports, found by scoring one empty completion of episode 0."""
-    _rewards, infos = env.unwrapped.score_batch([0], [""])
-    terms = list(infos[0].get("reward_terms", {}))
-    if not terms:
-        raise ValueError("env.score_batch infos carry no reward_terms; cannot build per-term reward functions")
-    return terms
+def env_reward_spec(env: Any) -> dict[str, float]:
+    """The env's reward spec: ``{term: weight}`` in the order ``info["reward_terms"]`` reports the terms.
 
-
-def reward_term_weights(env: Any, terms: Sequence[str]) -> list[float]:
-    """The env's own weight per term (``env.unwrapped.reward.weights``; 1.0 where the env has none).
-
-    Envs report UNWEIGHTED term values in ``info["reward_terms"]``, so TRL must apply these weights for its
-    summed reward to equal the env's reward.
+    Read from ``env.unwrapped.reward_spec`` (docs/CONTRACTS.md); nothing is scored to find it.
     """
-    weights = getattr(getattr(env.unwrapped, "reward", None), "weights", None) or {}
-    return [float(weights.get(t, 1.0)) for t in terms]
+    spec = getattr(env.unwrapped, "reward_spec", None)
+    if spec is None:
+        raise ValueError(f"env {type(env.unwrapped).__name__} exposes no reward_spec ({{term: weight}}); add it "
+                         f"(docs/CONTRACTS.md) or name the terms with train.reward_terms and train.reward_weights")
+    spec = dict(spec)
+    if not spec:
+        raise ValueError(f"env {type(env.unwrapped).__name__} has an empty reward_spec")
+    return {str(t): float(w) for t, w in spec.items()}
+
+
+def resolve_reward_terms(spec: Mapping[str, float] | None, terms: Sequence[str] | None = None,
+                         weights: Mapping[str, float] | None = None) -> tuple[list[str], list[float]]:
+    """(terms, TRL weights): the env's spec, narrowed to ``terms`` and re-weighted by ``weights`` when given.
+
+    Envs report UNWEIGHTED term values in ``info["reward_terms"]``, so TRL applies these weights and its summed
+    reward equals the env's reward unless the train config overrides a weight.
+    """
+    spec = dict(spec or {})
+    names = list(terms) if terms else list(spec)
+    if not names:
+        raise ValueError("no reward terms: the env exposes no reward_spec and train.reward_terms is empty")
+    if spec:
+        unknown = [t for t in names if t not in spec]
+        if unknown:
+            raise ValueError(f"train.reward_terms names {unknown}, which the env does not report; "
+                             f"its reward spec: {spec}")
+    over = dict(weights or {})
+    unknown = sorted(set(over) - set(names))
+    if unknown:
+        raise ValueError(f"train.reward_weights names {unknown}, not among the trained terms {names}")
+    return names, [float(over.get(t, spec.get(t, 1.0))) for t in names]
 
 
 def make_reward_funcs(scorer: BatchScorer, terms: Sequence[str]) -> list[RewardFunc]:

@@ -1,7 +1,9 @@
-"""Hydra config composition and validation for GRPO runs: conf/train/*.yaml -> GRPOConfig + LoRA config."""
+"""Hydra composition and validation of training configs (schema: agents/grpo/schema.py) -> GRPOConfig + LoRA."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import os
 import re
@@ -9,17 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: Keys every train config must define (the rest have defaults in code).
-REQUIRED_KEYS: tuple[str, ...] = ("role", "model", "env", "num_generations", "learning_rate", "seed")
-#: train-node keys copied verbatim into trl.GRPOConfig.
-GRPO_KEYS: tuple[str, ...] = (
-    "num_generations", "beta", "loss_type", "scale_rewards", "temperature", "max_completion_length",
-    "learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps",
-    "save_total_limit", "bf16", "gradient_checkpointing", "seed",
-)
-_ROLES = ("speaker", "listener")
+from agents.grpo import schema
+from agents.grpo.schema import ROLES, EnvConfig, SelfPlayConfig, TrainConfig, WandbConfig, WarmStartConfig
+
 PRIMARY_CONFIG = "lewis_train"
+
+
+class ConfigError(ValueError):
+    """A training config that cannot run: the message names the key and, for a typo, the near name."""
 
 
 def conf_dir() -> Path:
@@ -36,16 +35,97 @@ def list_train_configs() -> list[str]:
     return sorted(p.stem for p in (conf_dir() / "train").glob("*.yaml"))
 
 
-def compose(overrides: Sequence[str] = ()) -> Any:
-    """Compose the primary training config with Hydra overrides (e.g. ``["train=speaker_tiny_cpu"]``)."""
+def _near(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _fields_of(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _dataclass_of(f: dataclasses.Field) -> type | None:
+    """The config dataclass a (possibly optional) field holds, or None."""
+    for cls in (EnvConfig, WandbConfig, WarmStartConfig, SelfPlayConfig):
+        if cls.__name__ in str(f.type):
+            return cls
+    return None
+
+
+def unknown_keys(node: Any, cls: type = TrainConfig, prefix: str = "train") -> list[str]:
+    """Dotted keys of ``node`` that ``cls`` does not declare (``+train.key=`` can smuggle them in); with hints."""
+    fields = _fields_of(cls)
+    out = []
+    for key in list(node.keys()) if node is not None else []:
+        if key not in fields:
+            out.append(f"{prefix}.{key}{_near(str(key), list(fields))}")
+            continue
+        sub = _dataclass_of(fields[key])
+        value = node[key]
+        if sub is not None and value is not None and hasattr(value, "keys"):
+            out += unknown_keys(value, sub, f"{prefix}.{key}")
+    return out
+
+
+def _explain(exc: Exception, overrides: Sequence[str]) -> str:
+    """One readable line for a Hydra/OmegaConf composition error: the key, what was wrong, the near name."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    cause = exc.__cause__ or exc
+    full_key = getattr(cause, "full_key", None) or ""
+    msg = str(cause).split("\n")[0]
+    if isinstance(cause, ValidationError) and full_key:
+        return f"{full_key}: {msg}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and full_key:
+        parent, _, leaf = full_key.rpartition(".")
+        known: list[str] = []
+        if parent == "train":
+            known = list(_fields_of(TrainConfig))
+        elif parent.startswith("train.") and parent.count(".") == 1:
+            f = _fields_of(TrainConfig).get(parent.split(".")[1])
+            sub = _dataclass_of(f) if f is not None else None
+            known = list(_fields_of(sub)) if sub is not None else []
+        if not known and parent.startswith("train."):  # a free-form dict (env.kwargs, prompt_opts, ...)
+            return (f"{parent} has no key {leaf!r}; add one with +{full_key}=<value> "
+                    f"(Hydra needs the + to add a key to an existing dict)")
+        return f"unknown key {full_key}{_near(leaf, known)}"
+    if isinstance(cause, (AssertionError, AttributeError)) or "NoneType" in msg:
+        bad = [o for o in overrides if "." in o.split("=")[0]]
+        return f"cannot set a key under a null section ({', '.join(bad)}); set the whole section, e.g. train.x={{...}}"
+    return str(exc).strip()
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = PRIMARY_CONFIG) -> Any:
+    """Compose and validate a training config (e.g. ``["train=speaker_tiny_cpu"]``); torch-free and fast.
+
+    Every error an ordinary mistake can cause (a wrong type, a misspelled or unknown key, a missing config or
+    model path) is a ``ConfigError`` naming the key, raised before any model or dataset is touched.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
 
+    schema.register()
+    root = conf_dir()
+    if not (root / f"{config_name}.yaml").is_file():
+        names = sorted(p.stem for p in root.glob("*.yaml"))
+        raise ConfigError(f"--config-name={config_name}: no {config_name}.yaml in {root}; available: {', '.join(names)}")
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name=PRIMARY_CONFIG, overrides=list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(root), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    except MissingConfigException as exc:
+        raise ConfigError(str(exc).split("Config search path")[0].strip()) from None
+    except (HydraException, OmegaConfBaseException, AssertionError, AttributeError) as exc:
+        raise ConfigError(_explain(exc, overrides)) from None
+    if "train" not in cfg:
+        raise ConfigError(f"config {config_name!r} has no train node")
+    bad = unknown_keys(cfg.train)
+    if bad:
+        raise ConfigError(f"unknown key(s): {', '.join(bad)}")
     validate(cfg.train)
     return cfg
 
@@ -59,25 +139,70 @@ def to_container(node: Any) -> Any:
     return node
 
 
+def check_model_path(model: str, key: str = "train.model", hub: bool = False) -> None:
+    """ConfigError when ``model`` is a local path that does not exist (``hub``: or an uncached hub id offline)."""
+    if model == "tiny":
+        return
+    path = Path(os.path.expanduser(model))
+    looks_local = model.startswith(("/", ".", "~")) or path.exists() or model.count("/") != 1
+    if looks_local:
+        if not path.is_dir():
+            raise ConfigError(f"{key}={model!r}: no such model folder (give a local checkpoint folder, a hub id "
+                              f"such as Qwen/Qwen2-VL-2B-Instruct, or `tiny`)")
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{key}={model!r}: the folder has no config.json (not a transformers checkpoint)")
+        return
+    if hub and os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "TRUE", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ConfigError(f"{key}={model!r}: not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+
+
 def validate(train: Any) -> None:
-    """Raise ValueError naming the first bad field of a composed ``train`` node."""
-    missing = [k for k in REQUIRED_KEYS if k not in train or train[k] is None]
-    if missing:
-        raise ValueError(f"train config is missing required keys: {', '.join(missing)}")
-    if train.role not in _ROLES:
-        raise ValueError(f"train.role must be one of {_ROLES}, got {train.role!r}")
-    if "id" not in train.env:
-        raise ValueError("train.env.id is required (a gymnasium id such as lewis_env/LewisSpeaker-v0)")
+    """Raise ConfigError naming the first bad field of a composed ``train`` node (types are OmegaConf's job)."""
+    if not train.env.id:
+        raise ConfigError("train.env.id is required (a gymnasium id such as lewis_env/LewisSpeaker-v0)")
+    if train.role not in ROLES:
+        raise ConfigError(f"train.role must be one of {ROLES}, got {train.role!r}")
     if int(train.num_generations) < 2:
-        raise ValueError(f"train.num_generations must be >= 2 for GRPO group advantages, got {train.num_generations}")
-    frac = float(train.get("holdout_frac", 0.0))
-    if not 0.0 <= frac < 1.0:
-        raise ValueError(f"train.holdout_frac must be in [0, 1), got {frac}")
-    resume = train.get("resume_from_checkpoint", False)
-    if not (resume in (False, None, "auto", "false") or isinstance(resume, str)):
-        raise ValueError(f"train.resume_from_checkpoint must be auto, false or a checkpoint path, got {resume!r}")
-    if train.get("use_peft") and int(train.get("lora_r", 0)) <= 0:
-        raise ValueError(f"train.lora_r must be > 0 when use_peft is true, got {train.get('lora_r')}")
+        raise ConfigError(f"train.num_generations must be >= 2 for GRPO group advantages, got {train.num_generations}")
+    for key in ("max_completion_length", "per_device_train_batch_size", "gradient_accumulation_steps",
+                "eval_batch_size"):
+        if int(train[key]) < 1:
+            raise ConfigError(f"train.{key} must be >= 1, got {train[key]}")
+    if float(train.learning_rate) <= 0:
+        raise ConfigError(f"train.learning_rate must be > 0, got {train.learning_rate}")
+    if not 0.0 <= float(train.holdout_frac) < 1.0:
+        raise ConfigError(f"train.holdout_frac must be in [0, 1), got {train.holdout_frac}")
+    if train.use_peft and int(train.lora_r) <= 0:
+        raise ConfigError(f"train.lora_r must be > 0 when use_peft is true, got {train.lora_r}")
+    if train.torch_dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"train.torch_dtype must be float32, bfloat16 or float16, got {train.torch_dtype!r}")
+    if train.wandb.mode not in ("offline", "online", "disabled"):
+        raise ConfigError(f"train.wandb.mode must be offline, online or disabled, got {train.wandb.mode!r}")
+    weights = to_container(train.reward_weights)
+    terms = to_container(train.reward_terms)
+    if terms and weights:
+        extra = sorted(set(weights) - set(terms))
+        if extra:
+            raise ConfigError(f"train.reward_weights names terms not in train.reward_terms: {extra}")
+    if train.role == "selfplay":
+        sp = train.selfplay
+        if sp.first not in ("speaker", "listener"):
+            raise ConfigError(f"train.selfplay.first must be speaker or listener, got {sp.first!r}")
+        for key in ("phases", "speaker_steps", "listener_steps"):
+            if int(sp[key]) < 1:
+                raise ConfigError(f"train.selfplay.{key} must be >= 1, got {sp[key]}")
+        if not 0.0 <= float(sp.reference_weight) <= 1.0:
+            raise ConfigError(f"train.selfplay.reference_weight must be in [0, 1], got {sp.reference_weight}")
+        if float(sp.reference_weight) > 0 and not sp.reference_listener:
+            raise ConfigError("train.selfplay.reference_weight > 0 needs train.selfplay.reference_listener")
+        if not sp.listener_env.id:
+            raise ConfigError("train.selfplay.listener_env.id is required for role=selfplay")
+        if sp.listener_model:
+            check_model_path(str(sp.listener_model), "train.selfplay.listener_model")
+    check_model_path(str(train.model))
 
 
 def model_short_name(model: str) -> str:
@@ -88,14 +213,22 @@ def model_short_name(model: str) -> str:
     return re.sub(r"-Instruct$", "", name) or "model"
 
 
+#: The game part of the derived output-dir name per role (the speaker keeps the reference project's name).
+GAME_NAMES = {"speaker": "lewis", "listener": "lewis-listener", "selfplay": "lewis-selfplay"}
+
+
 def output_dir(train: Any) -> Path:
-    """The run folder, named like the reference script: ``{model}_GRPO_lewis_{dataset}_seed_{seed}_r{r}_a{a}``."""
-    if train.get("output_dir"):
+    """The run folder, named like the reference script: ``{model}_GRPO_{game}_{dataset}_seed_{seed}_r{r}_a{a}``.
+
+    ``game`` is ``lewis`` for speakers and ``lewis-listener`` / ``lewis-selfplay`` otherwise, so the demos of
+    different roles never share a default folder.
+    """
+    if train.output_dir:
         return Path(str(train.output_dir))
-    short = train.get("model_short") or model_short_name(str(train.model))
-    suffix = f"r{train.lora_r}_a{train.lora_alpha}" if train.get("use_peft") else "full"
-    dataset = train.get("dataset_name") or "synthetic"
-    return Path(str(train.get("output_root", "outputs"))) / f"{short}_GRPO_lewis_{dataset}_seed_{train.seed}_{suffix}"
+    short = train.model_short or model_short_name(str(train.model))
+    suffix = f"r{train.lora_r}_a{train.lora_alpha}" if train.use_peft else "full"
+    game = GAME_NAMES.get(str(train.role), f"lewis-{train.role}")
+    return Path(str(train.output_root)) / f"{short}_GRPO_{game}_{train.dataset_name}_seed_{train.seed}_{suffix}"
 
 
 def resolve_model_path(model: str) -> str:
@@ -121,8 +254,8 @@ def deepspeed_path(value: str | None) -> str | None:
 
 def wandb_report_to(train: Any) -> list[str]:
     """``["wandb"]`` when wandb is installed and not disabled (sets WANDB_MODE/PROJECT), else ``[]``."""
-    wb = train.get("wandb") or {}
-    mode = str(wb.get("mode", "offline"))
+    wb = train.wandb
+    mode = str(wb.mode)
     if mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled":
         return []
     try:
@@ -130,29 +263,33 @@ def wandb_report_to(train: Any) -> list[str]:
     except ImportError:
         return []
     os.environ.setdefault("WANDB_MODE", mode)
-    if wb.get("project"):
+    if wb.project:
         os.environ.setdefault("WANDB_PROJECT", str(wb.project))
     return ["wandb"]
 
 
 def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_deepspeed: bool = True,
-                      **overrides: Any) -> Any:
-    """A ``trl.GRPOConfig`` from a composed ``train`` node (raises on invalid combinations).
+                      reward_weights: Sequence[float] | None = None, **overrides: Any) -> Any:
+    """A ``trl.GRPOConfig`` from a composed ``train`` node: the ``grpo(...)`` fields of the schema verbatim,
+    ``grpo_extra`` on top (each key checked against GRPOConfig's fields), and the run's own plumbing.
 
     ``require_deepspeed=False`` drops a configured DeepSpeed JSON (after checking it parses) when the
     deepspeed package is absent, so configs can be validated on machines without it.
     """
-    import dataclasses
     import importlib.util
 
     from trl import GRPOConfig
 
     validate(train)
-    kwargs: dict[str, Any] = {k: to_container(train[k]) for k in GRPO_KEYS if k in train and train[k] is not None}
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    kwargs: dict[str, Any] = {k: to_container(train[k]) for k in schema.grpo_field_names() if train[k] is not None}
+    extra = to_container(train.grpo_extra) or {}
+    for key in extra:
+        if key not in fields:
+            raise ConfigError(f"train.grpo_extra.{key} is not a trl.GRPOConfig field{_near(key, sorted(fields))}")
     if "gradient_checkpointing" in kwargs and "activation_checkpointing" in fields:
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
-    ds = deepspeed_path(train.get("deepspeed"))
+    ds = deepspeed_path(train.deepspeed)
     if ds is not None:
         json.loads(Path(ds).read_text())  # a broken JSON fails here, naming the file in the traceback
         if importlib.util.find_spec("deepspeed") is None:
@@ -163,7 +300,7 @@ def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_dee
         import torch
 
         kwargs["dataloader_pin_memory"] = bool(torch.cuda.is_available())
-    kwargs.update(to_container(train.get("grpo_extra") or {}))
+    kwargs.update(extra)
     out = Path(out_dir) if out_dir is not None else output_dir(train)
     kwargs.update(
         output_dir=str(out),
@@ -171,38 +308,24 @@ def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_dee
         report_to=wandb_report_to(train),
         run_name=out.name,
         remove_unused_columns=False,
-        reward_weights=_reward_weights(train),
+        reward_weights=list(reward_weights) if reward_weights is not None else None,
         log_completions=False,
         disable_tqdm=False,
     )
     kwargs.update(overrides)
-    return GRPOConfig(**kwargs)
-
-
-def _reward_weights(train: Any) -> list[float] | None:
-    weights = to_container(train.get("reward_weights"))
-    terms = to_container(train.get("reward_terms"))
-    if weights is None:
-        return None
-    if not terms:
-        raise ValueError("train.reward_weights needs train.reward_terms (the order the weights apply to)")
-    if isinstance(weights, dict):
-        unknown = set(weights) - set(terms)
-        if unknown:
-            raise ValueError(f"train.reward_weights names terms not in reward_terms: {sorted(unknown)}")
-        return [float(weights.get(t, 1.0)) for t in terms]
-    if len(weights) != len(terms):
-        raise ValueError(f"train.reward_weights has {len(weights)} entries but reward_terms has {len(terms)}")
-    return [float(w) for w in weights]
+    try:
+        return GRPOConfig(**kwargs)
+    except ValueError as exc:  # TRL's own consistency checks (e.g. batch size vs num_generations)
+        raise ConfigError(f"train: {exc}") from None
 
 
 def lora_config(train: Any) -> Any:
     """A peft ``LoraConfig`` when ``use_peft`` is set, else None."""
-    if not train.get("use_peft"):
+    if not train.use_peft:
         return None
     from peft import LoraConfig
 
-    targets = to_container(train.get("lora_target_modules", "all-linear"))
+    targets = to_container(train.lora_target_modules)
     return LoraConfig(
         r=int(train.lora_r), lora_alpha=int(train.lora_alpha), lora_dropout=float(train.lora_dropout),
         target_modules=targets, task_type="CAUSAL_LM",

@@ -13,9 +13,9 @@ from agents.grpo import config as C
 from agents.grpo.adapter import (
     BatchScorer,
     episode_prompt,
+    env_reward_spec,
     make_reward_funcs,
-    reward_term_names,
-    reward_term_weights,
+    resolve_reward_terms,
     rows_to_dataset,
     split_episodes,
 )
@@ -27,7 +27,7 @@ from agents.grpo.callbacks import (
     process_index,
 )
 from agents.grpo.evaluate import METRICS_FILE, HeldoutEvalCallback
-from agents.grpo.resume import checkpoint_step, resolve_resume, truncate_jsonl
+from agents.grpo.resume import CheckpointMarker, checkpoint_step, resolve_resume, truncate_jsonl
 from lewis_env.language.curves import plot_language_curves
 
 
@@ -69,12 +69,12 @@ def load_model_and_processor(train: Any, checkpoint: str | None = None) -> tuple
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     path = C.resolve_model_path(str(train.model))
-    proc_kwargs = {k: int(train[k]) for k in ("min_pixels", "max_pixels") if train.get(k)}
+    proc_kwargs = {k: int(train[k]) for k in ("min_pixels", "max_pixels") if train[k]}
     processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
-    model_kwargs: dict[str, Any] = {"dtype": getattr(torch, str(train.get("torch_dtype") or "float32"))}
-    if train.get("attn_implementation"):
+    model_kwargs: dict[str, Any] = {"dtype": getattr(torch, str(train.torch_dtype))}
+    if train.attn_implementation:
         model_kwargs["attn_implementation"] = str(train.attn_implementation)
-    weights = checkpoint if checkpoint is not None and not train.get("use_peft") else path
+    weights = checkpoint if checkpoint is not None and not train.use_peft else path
     model = AutoModelForImageTextToText.from_pretrained(weights, **model_kwargs)
     return model, processor
 
@@ -96,8 +96,8 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     out = C.output_dir(train)
     rank0 = process_index() == 0
     # only rank 0 judges "non-empty output dir": other ranks may start after rank 0 wrote config.yaml
-    ckpt = resolve_resume(out, train.get("resume_from_checkpoint", False),
-                          bool(train.get("overwrite_output_dir")) or not rank0)
+    ckpt = resolve_resume(out, train.resume_from_checkpoint, bool(train.overwrite_output_dir) or not rank0,
+                          remove_incomplete=rank0)
     if rank0:  # rank 0 also handles the other ranks' lewis_rollouts.rank<N>.jsonl (they append only after step 1)
         logs = [out / ROLLOUTS_FILE, *out.glob("lewis_rollouts.rank*.jsonl")]
         if ckpt is not None:
@@ -111,19 +111,21 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
         _save_config(cfg, out)
 
     env = make_env(train)  # one env (one listener) serves the rewards and the held-out evaluation
-    train_ids, heldout = split_episodes(env.unwrapped.num_episodes, float(train.get("holdout_frac", 0.0)), int(train.seed))
-    heldout = heldout[: int(train.get("eval_max_episodes") or len(heldout))]
-    prompt_opts = C.to_container(train.get("prompt_opts") or {})
+    terms, weights = resolve_reward_terms(env_reward_spec(env), C.to_container(train.reward_terms),
+                                          C.to_container(train.reward_weights))
+    args = C.build_grpo_config(train, out, reward_weights=weights)  # TRL's checks, before the model loads
+    train_ids, heldout = split_episodes(env.unwrapped.num_episodes, float(train.holdout_frac), int(train.seed))
+    heldout = heldout[: int(train.eval_max_episodes)]
+    prompt_opts = C.to_container(train.prompt_opts)
     rows = [episode_prompt(env, i, prompt_opts) for i in train_ids]  # shared by the dataset and the warm start
     dataset = rows_to_dataset(rows)
 
-    terms = C.to_container(train.get("reward_terms")) or reward_term_names(env)
     logger = RolloutLogger(out, terms)
     scorer = BatchScorer(env, on_scored=logger.on_scored)
     reward_funcs = make_reward_funcs(scorer, terms)
 
     model, processor = load_model_and_processor(train, checkpoint=ckpt)
-    warm = C.to_container(train.get("warm_start") or {})
+    warm = C.to_container(train.warm_start) or {}
     if warm.get("words") and ckpt is None:  # a resumed run's checkpoint already holds the warm-started weights
         from agents.grpo.warmstart import vocabulary_warm_start
 
@@ -133,16 +135,14 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
         if rank0:
             print(f"[lewis-train] vocabulary warm start ({stats['steps']} steps, words carry no image "
                   f"information): mass on the {len(warm['words'])} words {stats['word_mass']:.2f}", flush=True)
-    overrides = {} if train.get("reward_weights") is not None else {"reward_weights": reward_term_weights(env, terms)}
-    args = C.build_grpo_config(train, out, **overrides)
     k = C.to_container(train.env.get("kwargs") or {}).get("k")
     evaluator = HeldoutEvalCallback(env, processor, heldout, int(train.max_completion_length), out,
-                                    int(train.get("eval_batch_size") or 16), prompt_opts, chance=1.0 / k if k else None)
-    callbacks = [logger, RewardCurveCallback(out, title=out.name), evaluator, *extra_callbacks]
+                                    int(train.eval_batch_size), prompt_opts, chance=1.0 / k if k else None)
+    callbacks = [logger, RewardCurveCallback(out, title=out.name), evaluator, CheckpointMarker(), *extra_callbacks]
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=processor, peft_config=C.lora_config(train), callbacks=callbacks)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(RewardProgressCallback(print_every=int(train.get("print_every", 10) or 0)))
+    trainer.add_callback(RewardProgressCallback(print_every=int(train.print_every)))
 
     trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out))

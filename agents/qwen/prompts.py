@@ -107,16 +107,33 @@ def speaker_messages(observation: Mapping[str, Any], object_name: str = "object"
 
 
 def listener_messages(observation: Mapping[str, Any], object_name: str = "object", mode: str = "text",
-                      system: str | None = None, **_: Any) -> tuple[list[dict[str, Any]], list[Image.Image]]:
-    """Listener, text mode: all K candidates labelled A.. in one prompt (score mode uses pair prompts)."""
+                      system: str | None = None, answer_style: str = "letter", description_first: bool = False,
+                      **_: Any) -> tuple[list[dict[str, Any]], list[Image.Image]]:
+    """Listener, text mode: all K candidates labelled in one prompt (score mode uses pair prompts).
+
+    ``answer_style``: ``"letter"`` labels the candidates A, B, ... and asks for a letter; ``"index"`` labels them
+    1, 2, ... and asks for a number (both parse with ``lewis_env.parsing.parse_choice``).
+    ``description_first`` puts the description before the images, so (causal) image tokens can attend to it:
+    the layout the tiny CPU listener learns fastest with.
+    """
     _need(observation, "listener", "description", "candidates")
+    if answer_style not in ("letter", "index"):
+        raise ValueError(f"answer_style must be 'letter' or 'index', got {answer_style!r}")
     cands = _stack(observation["candidates"])
-    letters = LETTERS[:len(cands)]
+    labels = list(LETTERS[:len(cands)]) if answer_style == "letter" else [str(i + 1) for i in range(len(cands))]
+    description = str(observation["description"]).strip()
     content: list[dict[str, Any]] = []
-    for letter in letters:
-        content += [{"type": "text", "text": f"Image {letter}:"}, {"type": "image"}]
-    text = LISTENER_TEXT_PROMPT.format(object=object_name, description=str(observation["description"]).strip(),
-                                       letters=", ".join(letters))
+    if description_first:
+        content.append({"type": "text", "text": f"Description: {description}"})
+    for label in labels:
+        content += [{"type": "text", "text": f"Image {label}:"}, {"type": "image"}]
+    if description_first:
+        what = "letter" if answer_style == "letter" else "number"
+        text = f"Which image shows the described {object_name}? Answer with its {what} ({', '.join(labels)})."
+    else:
+        text = LISTENER_TEXT_PROMPT.format(object=object_name, description=description, letters=", ".join(labels))
+        if answer_style == "index":
+            text = text.replace("the letter of the image", "the number of the image")
     content.append({"type": "text", "text": text})
     return _user(content, system), cands
 

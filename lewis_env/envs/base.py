@@ -267,6 +267,11 @@ class LewisEnv(gym.Env):
             infos.append(info)
         return rewards, infos
 
+    @property
+    def reward_spec(self) -> dict[str, float]:
+        """``{term: weight}``: the terms ``info["reward_terms"]`` reports, in order, with their reward weights."""
+        return {"accuracy": 1.0}
+
     def _parsed_repr(self, parsed: int | None) -> Any:
         return parsed
 

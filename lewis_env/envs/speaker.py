@@ -98,6 +98,11 @@ class LewisSpeakerEnv(LewisGameEnv):
                             + (f" of shape {arr.shape}" if arr is not None else ""))
 
     # -- episodes and scoring ------------------------------------------------------------------
+    @property
+    def reward_spec(self) -> dict[str, float]:
+        """``{term: weight}`` of this env's reward (preset, weight overrides, extra terms), in report order."""
+        return self.reward.spec()
+
     def _make_obs(self, ep: Episode) -> dict[str, Any]:
         obs = {"image": self.load_image(ep.reference[0]), "instruction": self.instruction}
         if self.speaker_sees_distractors:

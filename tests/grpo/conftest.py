@@ -44,6 +44,7 @@ class ColourSpeakerEnv(gym.Env):
 
     def __init__(self, num_episodes: int = 32, image_size: int = 56, listener: Any = None, seed: int = 0) -> None:
         self.role, self.action_mode = "speaker", "text"
+        self.reward_spec = {"accuracy": 1.0, "length": 1.0}  # reward = accuracy + length (docs/CONTRACTS.md)
         self.num_episodes, self.size = num_episodes, image_size
         self.listener = listener if listener is not None else CountingListener()
         names = list(COLORS)
@@ -112,4 +113,8 @@ def tiny_overrides(out_dir: str, **extra: Any) -> list[str]:
         "train.wandb.mode": "disabled",
     }
     base.update({k if k == "train" else f"train.{k}": v for k, v in extra.items()})
-    return [f"{k}={v}" for k, v in base.items()] + ["~train.env.kwargs", "+train.env.kwargs={num_episodes: 16}"]
+    from agents.grpo.config import compose
+
+    shipped = compose([f"train={base['train']}"]).train.env.kwargs  # replaced by the fake env's own kwargs
+    return ([f"{k}={v}" for k, v in base.items()] + [f"~train.env.kwargs.{k}" for k in shipped]
+            + ["+train.env.kwargs.num_episodes=16"])

@@ -9,7 +9,6 @@ from agents.grpo.adapter import (
     build_dataset,
     completion_text,
     episode_prompt,
-    reward_term_names,
     split_episodes,
 )
 
@@ -66,5 +65,19 @@ def test_completion_text_accepts_strings_and_conversations():
         completion_text(3)
 
 
-def test_reward_term_names_come_from_env(colour_env):
-    assert reward_term_names(colour_env) == ["accuracy", "length"]
+def test_reward_spec_is_read_from_the_env_without_scoring(colour_env):
+    from agents.grpo.adapter import env_reward_spec, resolve_reward_terms
+
+    spec = env_reward_spec(colour_env)
+    assert spec == {"accuracy": 1.0, "length": 1.0}
+    assert colour_env.listener.batch_calls == 0  # no probe completion was scored (a real listener call)
+    assert resolve_reward_terms(spec) == (["accuracy", "length"], [1.0, 1.0])
+    assert resolve_reward_terms(spec, ["accuracy"]) == (["accuracy"], [1.0])
+    assert resolve_reward_terms(spec, None, {"length": 0.0}) == (["accuracy", "length"], [1.0, 0.0])
+    with pytest.raises(ValueError, match="does not report"):
+        resolve_reward_terms(spec, ["accuracy", "fluency"])
+    with pytest.raises(ValueError, match="not among the trained terms"):
+        resolve_reward_terms(spec, ["accuracy"], {"length": 2.0})
+    del colour_env.reward_spec
+    with pytest.raises(ValueError, match="reward_spec"):
+        env_reward_spec(colour_env)

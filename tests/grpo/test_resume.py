@@ -8,15 +8,47 @@ import os
 
 import pytest
 
-from agents.grpo.resume import checkpoint_step, latest_checkpoint, resolve_resume, truncate_jsonl
+from agents.grpo.resume import (
+    COMPLETE_MARKER,
+    IncompleteCheckpointError,
+    IncompleteCheckpointWarning,
+    checkpoint_step,
+    is_complete,
+    latest_checkpoint,
+    mark_complete,
+    resolve_resume,
+    truncate_jsonl,
+)
 from tests.grpo.conftest import tiny_overrides
 
 
-def _ckpt(out, step):
+def _ckpt(out, step, complete=True):
     path = out / f"checkpoint-{step}"
     path.mkdir(parents=True)
-    (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (path / "config.json").write_text("{}")
+    if complete:
+        (path / "model.safetensors").write_bytes(b"weights")
+        (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        mark_complete(path, global_step=step)
     return path
+
+
+def test_half_written_checkpoint_is_skipped_with_a_warning(tmp_path):
+    """#10.2: checkpoint-10 holds only config.json (killed mid-save): auto resumes checkpoint-5 and says why."""
+    _ckpt(tmp_path, 5)
+    half = _ckpt(tmp_path, 10, complete=False)
+    assert not is_complete(half) and is_complete(tmp_path / "checkpoint-5")
+    with pytest.warns(IncompleteCheckpointWarning, match="checkpoint-10 is incomplete"):
+        assert resolve_resume(tmp_path, "auto") == str(tmp_path / "checkpoint-5")
+    with pytest.raises(IncompleteCheckpointError, match="incomplete"):
+        resolve_resume(tmp_path, str(half))
+    # a marker whose listed files went missing does not count either
+    (tmp_path / "checkpoint-5" / "model.safetensors").unlink()
+    with pytest.warns(IncompleteCheckpointWarning):
+        assert latest_checkpoint(tmp_path) is None
+    with pytest.warns(IncompleteCheckpointWarning, match="removing it"):
+        assert latest_checkpoint(tmp_path, remove_incomplete=True) is None
+    assert not half.exists()
 
 
 def test_fresh_run_refuses_non_empty_dir(tmp_path):
@@ -42,6 +74,7 @@ def test_auto_picks_latest_checkpoint_by_step(tmp_path):
 
 def test_explicit_checkpoint_path(tmp_path):
     ck = _ckpt(tmp_path, 4)
+    assert (ck / COMPLETE_MARKER).is_file()
     assert resolve_resume(tmp_path, str(ck)) == str(ck)
     assert resolve_resume(tmp_path, "checkpoint-4") == str(ck)  # relative to the output dir
     with pytest.raises(FileNotFoundError, match="checkpoint-99"):
@@ -161,3 +194,50 @@ def test_overwrite_start_clears_old_checkpoints_and_logs(tmp_path):
     assert resolve_resume(out, "auto") in (None, str(out / "checkpoint-1"))
     steps = {json.loads(r)["step"] for r in (out / "lewis_rollouts.jsonl").read_text().splitlines()}
     assert steps == {1}
+
+
+_KILLER = """
+import os, signal, sys
+import transformers
+from agents.grpo.config import compose
+from agents.grpo.runner import run
+from tests.grpo.conftest import tiny_overrides
+
+real = transformers.Trainer._save_rng_state
+def save_rng_then_die(self, output_dir):
+    if output_dir.endswith("checkpoint-4"):  # model and optimizer of step 4 written, the rest not yet
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, output_dir)
+transformers.Trainer._save_rng_state = save_rng_then_die
+run(compose(tiny_overrides(sys.argv[1], max_steps=6, save_steps=2, save_total_limit=5)))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_checkpoint_write_then_auto_resume(tmp_path):
+    """#10.2 with a real SIGKILL while checkpoint-4 is being written: auto resumes checkpoint-2 with a warning,
+    drops the half-written folder and trims the rollout log to step 2 before training on to step 6."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(out)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert (out / "checkpoint-4").is_dir() and not is_complete(out / "checkpoint-4")
+    assert is_complete(out / "checkpoint-2")
+    steps_logged = {json.loads(r)["step"] for r in (out / "lewis_rollouts.jsonl").read_text().splitlines()}
+    assert max(steps_logged) >= 3  # the killed run had logged past its last complete checkpoint
+
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    with pytest.warns(IncompleteCheckpointWarning, match="checkpoint-4 is incomplete"):
+        result = run(compose(tiny_overrides(str(out), max_steps=6, save_steps=2, resume_from_checkpoint="auto")))
+    assert result.resumed_from == str(out / "checkpoint-2") and result.global_step == 6
+    steps = [json.loads(r)["step"] for r in (out / "lewis_rollouts.jsonl").read_text().splitlines()]
+    assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6] and steps.count(3) == steps.count(1)  # no duplicate step 3
+    assert is_complete(out / "checkpoint-4") and is_complete(out / "checkpoint-6")

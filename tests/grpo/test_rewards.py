@@ -65,9 +65,21 @@ def test_rollout_rows_carry_step_terms_and_correct(colour_env, tmp_path):
     assert rows[1]["correct"] is False and rows[1]["accuracy"] == 0.0
 
 
-def test_trl_weights_follow_the_env_weights(colour_env):
-    from agents.grpo.adapter import reward_term_weights
+def test_the_lewis_envs_expose_their_reward_spec():
+    """The speaker env's spec is its preset + overrides + extra terms; listener-side envs pay accuracy."""
+    import gymnasium as gym
 
-    assert reward_term_weights(colour_env, ["accuracy", "length"]) == [1.0, 1.0]
-    colour_env.reward = SimpleNamespace(weights={"accuracy": 1.0, "length": 0.0})
-    assert reward_term_weights(colour_env, ["accuracy", "length"]) == [1.0, 0.0]
+    import lewis_env  # noqa: F401
+
+    env = gym.make("lewis_env/LewisSpeaker-v0", dataset={"kind": "synthetic", "num_concepts": 8, "image_size": 32},
+                   split="all", k=2, image_size=32, listener="rule", extra_rewards=["unique_accuracy"],
+                   reward_weights={"length": 0.0})
+    assert env.unwrapped.reward_spec == {"accuracy": 1.0, "format": 1.0, "length": 0.0, "unique_accuracy": 1.0}
+    _obs, info = env.reset(options={"episode_id": 0})
+    _obs, reward, *_rest, info = env.step("a red thing")
+    assert list(info["reward_terms"]) == list(env.unwrapped.reward_spec)
+    assert reward == sum(w * info["reward_terms"][t] for t, w in env.unwrapped.reward_spec.items())
+    lis = gym.make("lewis_env/LewisListener-v0", dataset={"kind": "synthetic", "num_concepts": 8, "image_size": 32},
+                   split="all", k=2, image_size=32)
+    assert lis.unwrapped.reward_spec == {"accuracy": 1.0}
+
