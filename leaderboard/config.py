@@ -36,7 +36,8 @@ class AutoSuiteConfig:
     num_episodes: Optional[int] = None  # None: the env's own episode set (one per concept x query image)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     action_mode: str = "text"
-    speaker_listener: str = "rule"  # the listener judging the speaker task
+    speaker_listener: str = "rule"  # the listener judging the speaker task (rule needs attributes; clip|qwen|http)
+    speaker_listener_kwargs: dict[str, Any] = field(default_factory=dict)
     descriptions: Optional[str] = None  # description database JSON (lewis-data describe) for listener/recognition/id
     negatives: Optional[str] = None  # negatives method or JSON (lewis-data negatives); None = the envs' default
 
@@ -136,7 +137,9 @@ def rewrite_overrides(argv: Sequence[str]) -> list[str]:
                 break
         if bare is not None:
             top = bare.split(".")[0]
-            if bare not in _known_keys() and top not in ("agent", "data_overrides"):
+            if bare.startswith("auto.speaker_listener_kwargs."):
+                key = "++" + bare
+            elif bare not in _known_keys() and top not in ("agent", "data_overrides"):
                 raise ConfigError(f"unknown option {bare!r}{_near(bare, _known_keys())}; known: "
                                   f"{', '.join(_known_keys())}, agent.<kwarg>, data.<key>")
         out.append(f"{key}={val}")

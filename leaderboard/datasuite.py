@@ -70,6 +70,20 @@ def probe_task(suite: Suite, task: str) -> str | None:
     return None
 
 
+def _cli_hint(why: str, auto: Mapping[str, Any]) -> str:
+    """The lewis-eval spelling of the env-level fix a refusal suggests ('' when there is none)."""
+    hints = []
+    if "descriptions" in why and not auto.get("descriptions"):
+        hints.append("auto.descriptions=DB.json (make one with `lewis-data describe`)")
+    if "listener=" in why or "rule listener" in why:
+        hints.append("auto.speaker_listener=clip|qwen|http with auto.speaker_listener_kwargs.<key>=<value>")
+    if "split" in why and auto.get("split", "test") != "all":
+        hints.append("auto.split=all")
+    if re.search(r"\blower k\b|\bk=", why):
+        hints.append("auto.k=<smaller>")
+    return f" [lewis-eval: {'; '.join(hints)}]" if hints else ""
+
+
 def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> tuple[Suite, dict[str, str]]:
     """(suite over every task ``spec`` supports, with its episodes hash; {skipped task: reason})."""
     from lewis_env.data.registry import load_dataset
@@ -77,7 +91,11 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
     dataset = load_dataset(spec)  # a missing root or an empty tree fails here, naming the path
     tasks = {}
     for role, env_id in ENV_IDS.items():
-        kwargs = {"listener": auto.get("speaker_listener", "rule")} if role == "speaker" else {}
+        kwargs: dict[str, Any] = {}
+        if "listener" in env_parameters(env_id):  # a task judged by a listener (the speaker)
+            kwargs["listener"] = auto.get("speaker_listener", "rule")
+            if auto.get("speaker_listener_kwargs"):
+                kwargs["listener_kwargs"] = dict(auto["speaker_listener_kwargs"])
         tasks[role] = TaskSpec(role, role, env_id, auto.get("num_episodes"), None, kwargs)
     name = suite_name(spec)
     suite = Suite(name=name, version="auto", dataset=spec if isinstance(spec, str) else dict(spec), tasks=tasks,
@@ -96,9 +114,7 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
         if why is None:
             why = probe_task(suite, t)
         if why is not None:
-            if "descriptions" in why and not auto.get("descriptions"):
-                why += " (lewis-eval: auto.descriptions=DB.json; make one with `lewis-data describe`)"
-            skipped[t] = why
+            skipped[t] = why + _cli_hint(why, auto)
             del suite.tasks[t]
     if not suite.tasks:
         reasons = "; ".join(f"{t}: {w}" for t, w in skipped.items())
