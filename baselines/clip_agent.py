@@ -9,7 +9,8 @@
 - speaker: zero-shot attribute classification ("a photo of a red object", ...) rendered as a template.
 
 Weights come from ``pretrained`` (an open_clip tag such as ``laion2b_s34b_b79k`` when already in the
-local cache, or a checkpoint path); ``pretrained=None`` is a random-init model (tests only).
+local cache, or a checkpoint path; default ``$LEWIS_CLIP_PRETRAINED``). Without weights the agent refuses
+to build; ``allow_random_init=True`` (tests only) gives a random-init model flagged ``random_init``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,20 @@ class ClipAgent(BaseAgent):
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
                  calibrate: bool = True, calibration_episodes: int = 64, text_weight: float = 0.5,
-                 device: str = "cpu", batch_size: int = 32, seed: int = 0) -> None:
+                 device: str = "cpu", batch_size: int = 32, seed: int = 0, allow_random_init: bool = False) -> None:
         super().__init__()
         if threshold is not None and not -1.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
         if calibration_episodes < 2:
             raise ValueError(f"calibration_episodes must be >= 2, got {calibration_episodes}")
+        from lewis_env.data.clip_embed import ClipWeightsError, HOW_TO_GIVE_WEIGHTS, resolve_pretrained
+
+        pretrained = resolve_pretrained(pretrained)
+        if pretrained is None and not allow_random_init:  # fail before any episode, not after a long eval
+            raise ClipWeightsError(f"the clip agent has no weights configured; {HOW_TO_GIVE_WEIGHTS}")
+        self.allow_random_init = bool(allow_random_init)
+        if pretrained is None:
+            self.flags = {"random_init": True, "display_name": f"clip ({model_name}, random weights)"}
         self.model_name, self.pretrained = model_name, pretrained
         self.threshold = None if threshold is None else float(threshold)
         self.calibrate, self.calibration_episodes = bool(calibrate), int(calibration_episodes)
@@ -64,7 +73,8 @@ class ClipAgent(BaseAgent):
             from lewis_env.data.clip_embed import ClipEmbedder
 
             self._embedder = ClipEmbedder(self.model_name, pretrained=self.pretrained, device=self.device,
-                                          batch_size=self.batch_size, seed=self.seed)
+                                          batch_size=self.batch_size, seed=self.seed,
+                                          allow_random_init=self.allow_random_init)
         return self._embedder
 
     def embed_arrays(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -33,6 +33,8 @@ class RuleAgent(BaseAgent):
     """Attribute oracle on synthetic ground truth; deterministic; plays every role."""
 
     name = "rule"
+    #: it reads ground truth (attributes and labels): the board marks it and ranks it apart
+    flags = {"oracle": True, "display_name": "rule (oracle: reads ground-truth attributes)"}
 
     def __init__(self, speaker_words: Sequence[str] | None = None) -> None:
         super().__init__()
@@ -52,6 +54,15 @@ class RuleAgent(BaseAgent):
         ds = getattr(self.env, "dataset", None)
         if ds is None:
             raise ValueError("the rule agent needs env.unwrapped.dataset (ground truth); this env has none")
+        missing = [c.concept_id for c in ds.concepts if not c.attributes]
+        if missing:
+            from lewis_env.listeners.rule import NoAttributesError
+
+            raise NoAttributesError(
+                f"the rule agent is an oracle over ground-truth attributes, and dataset {ds.name!r} has none for "
+                f"{len(missing)} of {len(ds)} concepts (e.g. {missing[0]!r}); on real photos evaluate an agent that "
+                f"looks at the images: clip (agent.pretrained=<weights>), qwen-vl (agent.model=<path>) or random "
+                f"(chance level)")
         self.dataset = ds
         self._by_path, self._by_id = {}, {}
         for c in ds.concepts:

@@ -1,7 +1,8 @@
 """Where the listener, recognition and identification envs get a concept's description from.
 
 Sources: ``"template"`` (the template speaker over ground-truth attributes; synthetic data),
-``"dataset"`` (``Concept.descriptions[0]``), a dict ``{concept_id: description}``, or a path to JSON in
+``"dataset"`` (``Concept.descriptions[0]``: shipped captions, or a ``lewis-data describe`` database the loader
+picked up), ``"none"`` (no text; recognition then relies on the reference images alone), a dict ``{concept_id: description}``, or a path to JSON in
 either that flat form or the reference database form ``{"concept_dict": {c: {"name", "info" or
 "description", ...}}}`` (``database_{model}.json``). Tagged descriptions are reduced to coarse + detailed.
 """
@@ -72,7 +73,9 @@ class DescriptionSource:
         if callable(spec) and not isinstance(spec, (str, Path)):
             self._fn = spec
             return
-        if spec == "template":
+        if spec == "none":
+            self._fn = lambda c: ""
+        elif spec == "template":
             self._fn = lambda c: describe(c, style="plain")
         elif spec == "dataset":
             missing = [c.concept_id for c in dataset.concepts if not c.descriptions]
@@ -103,14 +106,24 @@ class DescriptionSource:
         return got
 
 
-def default_description_spec(dataset: ConceptDataset) -> str:
-    """'template' when every concept has attributes, else 'dataset' when they have descriptions."""
-    if all(c.attributes for c in dataset.concepts):
+#: How to get descriptions for data that ships none.
+DESCRIBE_HINT = ("write a description database with `lewis-data describe <dataset> --agent qwen-vl "
+                 "agent.model=<path> --out <root>/descriptions.json` (folder datasets pick it up from there) and/or "
+                 "pass descriptions=<that JSON>")
+
+
+def default_description_spec(dataset: ConceptDataset, allow_none: bool = False) -> str:
+    """'template' when every concept has attributes, else 'dataset' when they have descriptions, else 'none'
+    where the task can do without (``allow_none``); otherwise an error saying how to make descriptions."""
+    if dataset.concepts and all(c.attributes for c in dataset.concepts):
         return "template"
-    if all(c.descriptions for c in dataset.concepts):
+    if dataset.concepts and all(c.descriptions for c in dataset.concepts):
         return "dataset"
-    raise ValueError(f"dataset {dataset.name!r} has neither attributes nor descriptions for every concept; "
-                     f"pass descriptions=<path to JSON or dict>")
+    if allow_none:
+        return "none"
+    missing = sum(not c.descriptions for c in dataset.concepts)
+    raise ValueError(f"dataset {dataset.name!r} has neither attributes nor descriptions for {missing} of "
+                     f"{len(dataset)} concepts, and this task shows descriptions; {DESCRIBE_HINT}")
 
 
-__all__ = ["DescriptionSource", "default_description_spec", "load_database"]
+__all__ = ["DESCRIBE_HINT", "DescriptionSource", "default_description_spec", "load_database"]

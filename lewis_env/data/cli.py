@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lewis_env.data.negatives import METHODS
 from lewis_env.data.registry import load_dataset
 
 
@@ -54,10 +55,13 @@ def _build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("negatives", help="compute hard negatives and save them as JSON")
     add_spec(n)
     n.add_argument("--k", type=int, default=3)
-    n.add_argument("--method", choices=["auto", "attributes", "clip"], default="auto")
+    n.add_argument("--method", choices=list(METHODS), default="auto",
+                   help="auto = the best the data allows: attributes > clip (weights given) > category > random")
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--clip-model", default="ViT-B-32")
-    n.add_argument("--clip-pretrained", default=None, help="open_clip tag or checkpoint path (default: random)")
+    n.add_argument("--clip-pretrained", default=None,
+                   help="checkpoint path or cached open_clip tag (default: $LEWIS_CLIP_PRETRAINED)")
+    n.add_argument("--clip-download", action="store_true", help="let open_clip download the tag's weights")
     n.add_argument("--out", required=True)
 
     e = sub.add_parser("export-hf", help="save the dataset with datasets.Dataset.save_to_disk")
@@ -98,14 +102,11 @@ def _run(args: argparse.Namespace) -> int:
             for cat, ids in sorted(ds.categories().items()):
                 print(f"{'':>17}  {cat}: {len(ids)} concepts")
     elif args.cmd == "negatives":
-        from lewis_env.data.negatives import hard_negatives, save_negatives
+        from lewis_env.data.negatives import auto_method, hard_negatives, save_negatives
 
-        kw = {}
-        if args.method != "attributes":
-            kw = {"model_name": args.clip_model, "pretrained": args.clip_pretrained}
-        if args.method == "auto" and all(c.attributes for c in ds.concepts):
-            kw = {}
-        table = hard_negatives(ds, k=args.k, method=args.method, seed=args.seed, **kw)
+        kw = {"model_name": args.clip_model, "pretrained": args.clip_pretrained, "download": args.clip_download}
+        method = auto_method(ds, kw) if args.method == "auto" else args.method
+        table = hard_negatives(ds, k=args.k, method=method, seed=args.seed, **(kw if method == "clip" else {}))
         path = save_negatives(table, args.out)
         print(f"wrote {len(table)} concepts x {args.k} negatives ({table.method}) to {path}")
     elif args.cmd == "export-hf":

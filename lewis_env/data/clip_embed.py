@@ -1,7 +1,9 @@
 """CLIP image/text embeddings via open_clip, cached on disk; the only data module that imports torch.
 
-``pretrained=None`` builds a randomly initialised model (no download; what the tests use), a path loads a
-local checkpoint, and any other string is an open_clip pretrained tag (which may download).
+Weights: ``pretrained`` is a checkpoint path or an open_clip tag already in the local cache (default:
+``$LEWIS_CLIP_PRETRAINED``). Nothing is downloaded unless ``download=True``. Without weights the embedder
+refuses (``ClipWeightsError`` saying how to give them); a random-init model needs ``allow_random_init=True``
+(tests only) and says so in ``describe()``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,39 @@ def _default_cache() -> Path:
     return Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")
 
 
+class ClipWeightsError(ValueError):
+    """CLIP asked for without usable weights; the message says how to give them."""
+
+
+HOW_TO_GIVE_WEIGHTS = ("give CLIP weights: a checkpoint path or an open_clip tag already in the local cache, via "
+                       "pretrained=... (lewis-data --clip-pretrained, lewis-eval agent.pretrained=..., "
+                       "listener_kwargs={'pretrained': ...}) or $LEWIS_CLIP_PRETRAINED; download=True "
+                       "(--clip-download) fetches a tag when online")
+
+
+def resolve_pretrained(pretrained: str | os.PathLike | None) -> str | None:
+    """``pretrained`` or ``$LEWIS_CLIP_PRETRAINED`` (None when neither is set)."""
+    if pretrained is None or str(pretrained) == "":
+        return os.environ.get("LEWIS_CLIP_PRETRAINED") or None
+    return str(pretrained)
+
+
+def tag_is_cached(model_name: str, tag: str) -> bool:
+    """True when open_clip's weights for (model, tag) are already on disk (HF hub cache or url cache)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name, tag) or {}
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        model_id, filename = os.path.split(hub)  # "org/model/" (default file names) or "org/model/file"
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        return any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names)
+    url = cfg.get("url", "")
+    return bool(url) and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file()
+
+
 def _pretrained_tag(pretrained: str | os.PathLike | None) -> str:
     """A file-name-safe label for the weights (enters the cache key)."""
     if pretrained is None:
@@ -41,19 +76,27 @@ class ClipEmbedder:
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
                  device: str = "cpu", cache_dir: str | os.PathLike | None = None, batch_size: int = 32,
-                 seed: int = 0) -> None:
+                 seed: int = 0, allow_random_init: bool = False, download: bool = False) -> None:
         import open_clip
         import torch
 
         if model_name not in open_clip.list_models():
             raise ValueError(f"unknown open_clip model {model_name!r}; e.g. ViT-B-32, ViT-S-32, RN50")
-        looks_like_file = str(pretrained).endswith((".pt", ".pth", ".bin", ".safetensors"))
-        if pretrained is not None and looks_like_file and not Path(pretrained).exists():
-            raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
+        pretrained = resolve_pretrained(pretrained)
+        if pretrained is None and not allow_random_init:
+            raise ClipWeightsError(f"CLIP {model_name} has no weights configured; {HOW_TO_GIVE_WEIGHTS}. "
+                                   f"(A random-init CLIP is for tests only: allow_random_init=True.)")
+        if pretrained is not None:
+            _check_weights(model_name, pretrained, download)
         with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
             torch.manual_seed(seed)  # a random-init model is then the same in every process
-            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=str(pretrained) if pretrained is not None else None, device=device)
+            try:
+                self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                    model_name, pretrained=pretrained, device=device)
+            except (RuntimeError, OSError) as exc:
+                raise ClipWeightsError(f"cannot load CLIP {model_name} weights {pretrained!r}: {exc}; "
+                                       f"{HOW_TO_GIVE_WEIGHTS}") from None
+        self.random_init = pretrained is None
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(model_name)
         self.model_name = model_name
@@ -159,8 +202,27 @@ class ClipEmbedder:
             return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy().astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        """Model identity for result records."""
-        return {"model_name": self.model_name, "pretrained": _pretrained_tag(self.pretrained)}
+        """Model identity for result records (``random_init`` True for a random-weight model)."""
+        return {"model_name": self.model_name, "pretrained": _pretrained_tag(self.pretrained),
+                "random_init": self.random_init}
 
 
-__all__ = ["ClipEmbedder"]
+def _check_weights(model_name: str, pretrained: str, download: bool) -> None:
+    """A missing checkpoint file, an unknown tag, or an uncached tag without ``download`` -> a clear error."""
+    import open_clip
+
+    p = Path(pretrained).expanduser()
+    if p.exists():
+        return
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained not in tags:
+        if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+            raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
+        raise ClipWeightsError(f"{pretrained!r} is neither a file nor an open_clip tag of {model_name} "
+                               f"(tags: {', '.join(tags) or 'none'})")
+    if not download and not tag_is_cached(model_name, pretrained):
+        raise ClipWeightsError(f"open_clip tag {pretrained!r} of {model_name} is not in the local cache and "
+                               f"downloads are off; {HOW_TO_GIVE_WEIGHTS}")
+
+
+__all__ = ["HOW_TO_GIVE_WEIGHTS", "ClipEmbedder", "ClipWeightsError", "resolve_pretrained", "tag_is_cached"]

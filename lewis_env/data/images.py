@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Iterable
 from functools import lru_cache
@@ -10,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -26,8 +23,22 @@ def load_pil(path: str | Path) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise BadImageError(f"cannot read image {path}: {exc}") from exc
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadImageError(f"cannot read image {display_path(path)}: {exc}") from exc
+
+
+def display_path(path: str | Path) -> str:
+    """The path as printable text: bytes that are not UTF-8 (surrogate-escaped by the OS layer) shown as U+FFFD."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def has_utf8_name(path: str | Path) -> bool:
+    """True when the path's name is valid UTF-8 (ids, hashes and JSON records need that)."""
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 @lru_cache(maxsize=8192)
@@ -46,7 +57,9 @@ def load_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
 
 
 def is_readable_image(path: str | Path) -> bool:
-    """True when the file decodes as an image."""
+    """True when the file decodes as an image and its name is valid UTF-8."""
+    if not has_utf8_name(path):
+        return False
     try:
         load_pil(path)
         return True
@@ -55,15 +68,14 @@ def is_readable_image(path: str | Path) -> bool:
 
 
 def filter_readable(paths: Iterable[str | Path], context: str = "") -> list[Path]:
-    """Keep the files that decode; warn once, counting and naming a few of the ones skipped."""
+    """Keep the files that decode (and have UTF-8 names); ONE warning counts and names a few skipped ones."""
     good: list[Path] = []
     bad: list[Path] = []
     for p in paths:
         (good if is_readable_image(p) else bad).append(Path(p))
     if bad:
-        names = ", ".join(str(b) for b in bad[:3])
+        names = ", ".join(display_path(b) for b in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         msg = f"skipped {len(bad)} unreadable image file(s){' in ' + context if context else ''}: {names}{more}"
-        warnings.warn(msg, stacklevel=2)
-        log.warning(msg)
+        warnings.warn(msg, stacklevel=2)  # one channel only: a logger as well printed it twice
     return good

@@ -1,9 +1,12 @@
 """Hard negatives: for each concept, the most similar other concepts (same category first).
 
-Two similarity measures: ground-truth attributes (number of differing concept attributes, for the
-synthetic world and any dataset with attributes) and CLIP (cosine similarity of mean reference-image
-embeddings, like the reference data-prep's top-3 retrieval). Tables are saved as JSON with their method,
-k and the dataset fingerprint, so a stale table is caught.
+Methods, best first: ``attributes`` (number of differing ground-truth attributes; synthetic world and any
+dataset with attributes), ``clip`` (cosine similarity of mean reference-image embeddings, like the
+reference data-prep's top-3 retrieval; needs real CLIP weights), ``category`` (seeded random concepts of
+the same category, then others) and ``random`` (seeded random other concepts). ``auto`` picks the best the
+data allows, says which once, and the table records it. Ranking costs O(n·k) memory: one similarity row
+at a time, never an n×n matrix. Tables are saved as JSON with their method, k and the dataset fingerprint,
+so a stale table is caught.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,8 @@ import numpy as np
 
 from lewis_env.data.types import ConceptDataset
 
-METHODS = ("auto", "attributes", "clip")
+METHODS = ("auto", "attributes", "clip", "category", "random")
+_ANNOUNCED: set[tuple[str, str]] = set()
 
 
 class NegativeTable(dict):
@@ -52,41 +57,101 @@ def _check_k(ds: ConceptDataset, k: int) -> None:
 
 
 def _rank(ds: ConceptDataset, k: int, score: Any) -> dict[str, list[str]]:
-    """Top-k by ``score(a, b)`` (lower is more similar): same category first, other categories only to fill."""
+    """Top-k by ``score(a, b)`` (lower is more similar): same category first, other categories only to fill.
+
+    Memory is O(n·k) for the result plus one category's candidates at a time (no n×n table)."""
+    import heapq
+
+    cats = ds.categories()
     out: dict[str, list[str]] = {}
     for c in ds.concepts:
-        same = [o for o in ds.concepts if o.concept_id != c.concept_id and o.category == c.category]
-        other = [o for o in ds.concepts if o.category != c.category]
-        ranked = sorted(same, key=lambda o: score(c, o))
+        same = [ds.concept(o) for o in cats[c.category] if o != c.concept_id]
+        ranked = heapq.nsmallest(k, same, key=lambda o: score(c, o))
         if len(ranked) < k:
-            ranked += sorted(other, key=lambda o: score(c, o))[: k - len(ranked)]
+            other = (o for o in ds.concepts if o.category != c.category)
+            ranked += heapq.nsmallest(k - len(ranked), other, key=lambda o: score(c, o))
         out[c.concept_id] = [o.concept_id for o in ranked[:k]]
     return out
+
+
+def clip_weights_configured(clip_kwargs: dict[str, Any] | None = None) -> bool:
+    """True when real CLIP weights are given (``pretrained`` kwarg or ``$LEWIS_CLIP_PRETRAINED``)."""
+    kw = clip_kwargs or {}
+    return bool(kw.get("pretrained") or os.environ.get("LEWIS_CLIP_PRETRAINED"))
+
+
+def auto_method(ds: ConceptDataset, clip_kwargs: dict[str, Any] | None = None) -> str:
+    """The best negatives method ``ds`` allows: attributes > clip (weights configured) > category > random."""
+    if ds.concepts and all(c.attributes for c in ds.concepts):
+        return "attributes"
+    if clip_weights_configured(clip_kwargs):
+        return "clip"
+    return "category" if ds.has_categories() else "random"
+
+
+def _announce(ds: ConceptDataset, method: str) -> None:
+    """Say once per (dataset, method) which method ``auto`` chose, and what would be better."""
+    key = (ds.fingerprint(), method)
+    if method == "attributes" or key in _ANNOUNCED:  # ground truth is the obvious choice: nothing to say
+        return
+    _ANNOUNCED.add(key)
+    hint = {"category": " (random concepts of the same category; set $LEWIS_CLIP_PRETRAINED for CLIP "
+                        "look-alikes)",
+            "random": " (random other concepts: this data has no attributes, categories or CLIP weights; set "
+                      "$LEWIS_CLIP_PRETRAINED or run `lewis-data negatives --method clip --clip-pretrained ...`)"}
+    warnings.warn(f"negatives='auto' on dataset {ds.name!r}: using {method!r}{hint.get(method, '')}",
+                  stacklevel=3)
 
 
 def hard_negatives(ds: ConceptDataset, k: int = 3, method: str = "auto", seed: int = 0,
                    **clip_kwargs: Any) -> NegativeTable:
     """Concept id -> its ``k`` hardest negatives: same category, most similar first; other categories only
-    when a category has fewer than k+1 concepts. ``method``: "attributes", "clip" or "auto" (attributes
-    when every concept has them, else clip; ``clip_kwargs`` go to ClipEmbedder)."""
+    when a category has fewer than k+1 concepts. ``method``: one of ``METHODS`` (see module doc;
+    ``clip_kwargs`` go to ClipEmbedder). The table's ``method`` says which one was used."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     _check_k(ds, k)
     if method == "auto":
-        method = "attributes" if all(c.attributes for c in ds.concepts) else "clip"
+        method = auto_method(ds, clip_kwargs)
+        _announce(ds, method)
     if method == "attributes":
         missing = [c.concept_id for c in ds.concepts if not c.attributes]
         if missing:
-            raise ValueError(f"method='attributes' needs concept attributes; missing for {missing[:5]}")
+            raise ValueError(f"method='attributes' needs concept attributes; missing for {missing[:5]} "
+                             f"(use method='clip' with weights, 'category' or 'random')")
         table = _rank(ds, k, lambda a, b: (attribute_distance(a.attributes, b.attributes),
                                            _tiebreak(seed, a.concept_id, b.concept_id)))
-    else:
+    elif method == "clip":
         from lewis_env.data.clip_embed import ClipEmbedder
 
         emb = ClipEmbedder(**clip_kwargs).concept_embeddings(ds)
         table = _rank(ds, k, lambda a, b: (-float(emb[a.concept_id] @ emb[b.concept_id]),
                                            _tiebreak(seed, a.concept_id, b.concept_id)))
+    else:  # category / random: seeded draws, same category first only for "category"
+        table = _sampled(ds, k, seed, by_category=method == "category")
     return NegativeTable(table, method=method, k=int(k), fingerprint=ds.fingerprint())
+
+
+def _sampled(ds: ConceptDataset, k: int, seed: int, by_category: bool) -> dict[str, list[str]]:
+    """``k`` seeded random other concepts per concept (same category first when ``by_category``): O(n·k)."""
+    ids = ds.concept_ids
+    cats = ds.categories()
+    out: dict[str, list[str]] = {}
+    for c in ds.concepts:
+        rng = np.random.default_rng([int(seed), _tiebreak(seed, c.concept_id, "") % (2**32)])
+        pools = [[o for o in cats[c.category] if o != c.concept_id]] if by_category else []
+        chosen: list[str] = []
+        for pool in pools:
+            take = min(k, len(pool))
+            chosen += [pool[int(i)] for i in rng.choice(len(pool), size=take, replace=False)]
+        seen = {c.concept_id, *chosen}
+        while len(chosen) < k:  # rejection draws from all concepts: k << n, so this is O(k) expected
+            o = ids[int(rng.integers(len(ids)))]
+            if o not in seen:
+                seen.add(o)
+                chosen.append(o)
+        out[c.concept_id] = chosen
+    return out
 
 
 def save_negatives(table: dict[str, list[str]], path: str | os.PathLike, *, method: str | None = None,
@@ -130,5 +195,5 @@ def load_negatives(path: str | os.PathLike, dataset: ConceptDataset | None = Non
     return table
 
 
-__all__ = ["METHODS", "NegativeTable", "attribute_distance", "hard_negatives", "load_negatives",
-           "save_negatives"]
+__all__ = ["METHODS", "NegativeTable", "attribute_distance", "auto_method", "clip_weights_configured",
+           "hard_negatives", "load_negatives", "save_negatives"]

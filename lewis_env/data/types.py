@@ -13,6 +13,11 @@ import numpy as np
 
 #: Attribute keys that describe a concept itself (intrinsic; what a speaker should say).
 CONCEPT_ATTRIBUTE_KEYS: tuple[str, ...] = ("color", "pattern", "mark", "shape", "size")
+#: The category of a concept whose layout does not say (a folder name is the concept, not its category).
+UNKNOWN_CATEGORY = "unknown"
+#: The test side of a concept split gets at least this many concepts (when the dataset has twice as many),
+#: so the default K=4 always fits a held-out split.
+MIN_TEST_CONCEPTS = 4
 #: Attribute keys that describe one photo of a concept (nuisance; what a speaker should not rely on).
 IMAGE_ATTRIBUTE_KEYS: tuple[str, ...] = ("position", "background", "clutter", "num_objects")
 
@@ -139,26 +144,65 @@ class ConceptDataset:
             questions=[q for q in self.questions if q.concept_id in keep],
         )
 
-    def split(self, concept_frac: float = 0.65, seed: int = 23) -> tuple[ConceptDataset, ConceptDataset]:
-        """Deterministic concept-level (train, test) split, stratified by category.
+    def has_categories(self) -> bool:
+        """True when the layout named real categories (not every concept ``UNKNOWN_CATEGORY``)."""
+        return any(c.category != UNKNOWN_CATEGORY for c in self.concepts)
 
-        Like the reference data-prep scripts: within each category a seeded shuffle puts
-        ``round(concept_frac * n)`` concepts in train (at least one on each side when n >= 2).
+    @property
+    def split_kind(self) -> str:
+        """``"images"`` when the tree has its own train/test images (split keeps every concept), else
+        ``"concepts"`` (a seeded concept-level split)."""
+        return "images" if self.config.get("image_split") else "concepts"
+
+    def split(self, concept_frac: float = 0.65, seed: int = 23) -> tuple[ConceptDataset, ConceptDataset]:
+        """Deterministic (train, test) split.
+
+        A tree with its own train/test images (``split_kind == "images"``) keeps every concept on both
+        sides: test = train images as references and test images as queries; train = the train images
+        only (queries drawn from them too), so nothing trained on ever sees a test image.
+
+        Otherwise a concept-level split like the reference data-prep scripts: within each category with two
+        or more concepts, a seeded shuffle puts ``round(concept_frac * n)`` in train (at least one on each
+        side); singleton and unknown categories are pooled into one stratum; the test side gets at least
+        ``min(MIN_TEST_CONCEPTS, n // 2)`` concepts so the default K fits.
         """
         if not 0.0 < concept_frac < 1.0:
             raise ValueError(f"concept_frac must be in (0, 1), got {concept_frac}")
+        if self.split_kind == "images":
+            return self._image_split()
         rng = np.random.default_rng(seed)
         train: list[str] = []
-        for _, ids in sorted(self.categories().items()):
+        cats = self.categories()
+        strata = [ids for cat, ids in sorted(cats.items()) if len(ids) >= 2 and cat != UNKNOWN_CATEGORY]
+        pooled = [c.concept_id for c in self.concepts if c.category == UNKNOWN_CATEGORY or len(cats[c.category]) < 2]
+        if pooled:
+            strata.append(pooled)
+        for ids in strata:
             order = [ids[i] for i in rng.permutation(len(ids))]
             n_train = int(round(concept_frac * len(ids)))
             if len(ids) >= 2:
                 n_train = min(max(n_train, 1), len(ids) - 1)
             train.extend(order[:n_train])
+        need = min(MIN_TEST_CONCEPTS, len(self) // 2)
+        if len(self) - len(train) < need:  # move the last-drawn train concepts over until K fits
+            train = train[: len(self) - need]
         train_set = set(train)
         train_ids = [c for c in self.concept_ids if c in train_set]
         test_ids = [c for c in self.concept_ids if c not in train_set]
         return self.subset(train_ids, f"{self.name}-train"), self.subset(test_ids, f"{self.name}-test")
+
+    def _image_split(self) -> tuple[ConceptDataset, ConceptDataset]:
+        """(train images only, train refs + test queries) over every concept (see ``split``)."""
+        train_concepts = [replace(c, query=[replace(r, role="query") for r in c.reference] if c.reference else
+                                  list(c.query)) for c in self.concepts]
+        train_q = {p for c in self.concepts for p in ([r.path for r in c.reference] if c.reference else [])}
+        train = ConceptDataset(name=f"{self.name}-train", concepts=train_concepts, root=self.root,
+                               config={**self.config, "split": "train"},
+                               questions=[q for q in self.questions if q.image_path in train_q])
+        test = ConceptDataset(name=f"{self.name}-test", concepts=list(self.concepts), root=self.root,
+                              config={**self.config, "split": "test"},
+                              questions=[q for q in self.questions if q.image_path not in train_q])
+        return train, test
 
     def with_config(self, **extra: Any) -> ConceptDataset:
         """A copy with extra config entries (they enter the fingerprint)."""
@@ -175,7 +219,7 @@ class ConceptDataset:
                         "desc": c.descriptions}
                 h.update(json.dumps(meta, sort_keys=True).encode())
                 for ref in c.images:
-                    h.update(f"{ref.role}:{ref.image_id}".encode())
+                    h.update(f"{ref.role}:{ref.image_id}".encode("utf-8", "surrogateescape"))
                     h.update(_file_digest(ref.path))
             for q in self.questions:
                 h.update(json.dumps([q.concept_id, Path(q.image_path).name, q.question, dict(q.options),
@@ -203,5 +247,5 @@ def _file_digest(path: str) -> bytes:
         with open(path, "rb") as fh:
             return hashlib.sha256(fh.read()).digest()
     except OSError:
-        return hashlib.sha256(f"missing:{path}".encode()).digest()
+        return hashlib.sha256(f"missing:{path}".encode("utf-8", "surrogateescape")).digest()
 

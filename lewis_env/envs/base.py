@@ -35,16 +35,17 @@ def resolve_negatives(ds: ConceptDataset, n: int, spec: Any = "auto") -> dict[st
     if n < 1:
         return {c: [] for c in ds.concept_ids}
     if n > len(ds) - 1:
-        raise ValueError(f"{n} negatives per episode need at least {n + 1} concepts; dataset {ds.name!r} has "
-                         f"{len(ds)} (lower k or use split='all')")
-    if isinstance(spec, str) and spec in ("auto", "attributes", "clip"):
+        raise ValueError(f"{n} negatives per episode need at least {n + 1} concepts; {split_hint(ds, n + 1)}")
+    from lewis_env.data.negatives import METHODS
+
+    if isinstance(spec, str) and spec in METHODS:
         key = (ds.fingerprint(), n, spec)
         with _NEG_LOCK:
             hit = _NEG_MEMO.get(key)
         if hit is None:
             from lewis_env.data.negatives import hard_negatives
 
-            hit = dict(hard_negatives(ds, k=n, method=spec))
+            hit = hard_negatives(ds, k=n, method=spec)
             with _NEG_LOCK:
                 _NEG_MEMO[key] = hit
         return hit
@@ -62,6 +63,16 @@ def resolve_negatives(ds: ConceptDataset, n: int, spec: Any = "auto") -> dict[st
                              f"need {n}")
         out[c] = negs[:n]
     return out
+
+
+def split_hint(ds: ConceptDataset, need: int) -> str:
+    """What to change when ``ds`` (a split) has fewer than ``need`` concepts."""
+    where = f"dataset {ds.name!r} has {len(ds)} concept(s)"
+    if ds.config.get("subset_of"):
+        return (f"{where} after the concept split (65% of concepts to train by default): lower k to "
+                f"{max(len(ds), 2)} or less, use split='all', change concept_frac, or give the tree its own "
+                f"train/ and test/ image folders (then every concept is on both sides)")
+    return f"{where}: lower k to {max(len(ds), 2)} or less, or add concepts"
 
 
 class LewisEnv(gym.Env):
@@ -106,7 +117,7 @@ class LewisEnv(gym.Env):
             train, test = full.split(concept_frac=concept_frac, seed=data_seed)
             self.dataset = train if split == "train" else test
         if len(self.dataset) == 0:
-            raise ValueError(f"split {split!r} of dataset {full.name!r} has no concepts")
+            raise ValueError(f"split {split!r} of dataset {full.name!r} has no concepts; {split_hint(self.dataset, 1)}")
         self.split = split
         self.negatives_spec = negatives
         self.schedule = PairSchedule(self.dataset, self.seed_value)
@@ -274,6 +285,29 @@ class LewisEnv(gym.Env):
 
     def _parsed_repr(self, parsed: int | None) -> Any:
         return parsed
+
+    def data_record(self) -> dict[str, Any]:
+        """What this env's episodes were built from, for result records: dataset name and fingerprint, split
+        and how it was made, the negatives method actually used, and the task's description/question/listener
+        sources where it has them."""
+        from lewis_env.data.negatives import METHODS, auto_method
+
+        spec = self.negatives_spec
+        if isinstance(spec, str) and spec in METHODS:
+            negatives = auto_method(self.dataset) if spec == "auto" else spec
+        else:
+            negatives = "table" if isinstance(spec, Mapping) else f"file:{spec}"
+        rec: dict[str, Any] = {"dataset": self.dataset.name, "fingerprint": self.dataset.fingerprint(),
+                               "split": self.split, "split_kind": self.dataset.split_kind, "negatives": negatives}
+        for key, attr in (("descriptions", "descriptions"), ("question_source", "question_source_used")):
+            val = getattr(self, attr, None)
+            if val is not None:
+                rec[key] = getattr(val, "spec", val) if not isinstance(val, str) else val
+        listener = getattr(self, "listener", None)
+        if listener is not None:
+            rec["listener"] = getattr(listener, "name", type(listener).__name__)
+            rec["listener_flags"] = dict(getattr(listener, "flags", {}) or {})
+        return rec
 
     def close(self) -> None:
         """Drop the per-episode cache."""

@@ -34,7 +34,9 @@ class RecognitionEnv(LewisEnv):
         super().__init__(*args, **kwargs)
         self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1)
         self.num_negatives = min(_check_int("num_negatives", num_negatives, 1), len(self.dataset) - 1)
-        self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset), self.dataset)
+        self._negs = resolve_negatives(self.dataset, self.num_negatives, self.negatives_spec)  # fail/say it now
+        self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset, allow_none=True),
+                                              self.dataset)
         self.observation_space = spaces.Dict({
             "reference": images_space(self.num_reference_shown, self.image_size), "description": text_space(),
             "query": image_space(self.image_size), "question": text_space()})

@@ -41,6 +41,10 @@ class LewisSpeakerEnv(LewisGameEnv):
                  speaker_sees_distractors: bool = False, instruction: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listener = make_listener(listener, **dict(listener_kwargs or {}))
+        check = getattr(self.listener, "check_dataset", None)
+        if check is not None:  # e.g. the rule listener refuses data without ground-truth attributes
+            check(self.dataset)
+        self.listener_flags = dict(getattr(self.listener, "flags", {}) or {})
         self.reward = SpeakerReward(reward_preset, reward_weights, extra_rewards)
         self.speaker_sees_distractors = bool(speaker_sees_distractors)
         self.instruction = sanitize_text((instruction or INSTRUCTION).format(k=self.k))

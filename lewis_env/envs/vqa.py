@@ -69,10 +69,16 @@ class VQAEnv(LewisEnv):
                 raise ValueError(f"question_source='dataset' but dataset {self.dataset.name!r} has no questions")
             self._questions = list(self.dataset.questions)
             self._q_order = np.random.default_rng([self.seed_value, 0x5EED]).permutation(len(self._questions))
+            self.question_source_used = "dataset"
             return
         if not all(c.attributes for c in self.dataset.concepts):
-            raise ValueError(f"dataset {self.dataset.name!r} has no VQA questions and no attributes to generate "
-                             f"them from")
+            # real photos without questions or attributes: only "Is <name> in this image?" can be generated
+            if "presence" not in self.question_types or len(self.dataset) < 2:
+                raise ValueError(f"dataset {self.dataset.name!r} has no VQA questions and no attributes to generate "
+                                 f"them from; only 'presence' questions (two or more concepts) can be asked, and "
+                                 f"question_types is {list(self.question_types)}")
+            self.question_types = ("presence",)
+        self.question_source_used = "generated:" + ",".join(self.question_types)
         self._vocab = self.dataset.attribute_values()
         imgs = [r for c in self.dataset.concepts for r in c.images]
         self._positions = sorted({r.attributes.get("position") for r in imgs if r.attributes.get("position")})

@@ -45,6 +45,7 @@ LISTENERS: Registry[Callable[..., Listener]] = Registry("listener", ENTRY_POINT_
 LISTENERS.register("rule", "lewis_env.listeners.rule:RuleListener")
 LISTENERS.register("random", "lewis_env.listeners.rule:RandomListener")
 LISTENERS.register("http", "lewis_env.listeners.http:HTTPListener")
+LISTENERS.register("clip", "lewis_env.listeners.clip:ClipListener")
 
 
 def register_listener(name: str) -> Callable[[Callable[..., Listener]], Callable[..., Listener]]:

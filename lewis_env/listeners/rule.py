@@ -4,7 +4,9 @@ The rule listener scores each candidate by how many of its concept's ground-trut
 attribute values and the category, read from ``ImageRef.attributes``) occur as whole words in the
 lower-cased description; a ``none`` value also matches "no <key>" / "without <key>". Ties are broken by a
 hash of (description, candidate image ids): an oracle description picks the target, an empty one is at
-chance, and replays are identical. Datasets without attributes give all-zero scores, i.e. chance.
+chance, and replays are identical. It reads ground truth, so it refuses data without attributes
+(``check_dataset``, and ``choose`` on candidates without attributes): on real photos use a listener that
+sees the images (``clip``, ``qwen``, ``http``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS, ImageRef
+from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS, ConceptDataset, ImageRef
 from lewis_env.listeners.base import BaseListener, Choice
 
 _WORD = re.compile(r"[a-z0-9]+")
+#: What to use instead of the rule listener on data without ground-truth attributes.
+IMAGE_LISTENERS_HINT = ("use a listener that sees the images: listener='clip' (open_clip; "
+                        "listener_kwargs={'pretrained': <weights>}), 'qwen' (listener_kwargs={'model': <path>}) "
+                        "or 'http' (listener_kwargs={'url': <lewis-serve URL>})")
+
+
+class NoAttributesError(ValueError):
+    """The rule listener was given data without the ground-truth attributes it reads."""
 
 
 def _tiebreak(description: str, candidates: Sequence[ImageRef], salt: str = "") -> int:
@@ -30,6 +40,8 @@ class RuleListener(BaseListener):
     """Counts candidate attribute values named in the description; deterministic hash tie-break."""
 
     name = "rule"
+    #: it reads ground-truth attributes: an oracle wherever it is used
+    flags = {"oracle": True}
 
     def __init__(self, keys: Sequence[str] = (*CONCEPT_ATTRIBUTE_KEYS, "category")) -> None:
         self.keys = tuple(keys)
@@ -56,8 +68,20 @@ class RuleListener(BaseListener):
             got = self._phrases[key] = tuple(out)
         return got
 
+    def check_dataset(self, dataset: ConceptDataset) -> None:
+        """Refuse a dataset whose images carry no ground-truth attributes (the listener would be a coin flip)."""
+        missing = [c.concept_id for c in dataset.concepts
+                   if not any(r.attributes for r in c.images) and not c.attributes]
+        if missing:
+            raise NoAttributesError(
+                f"the rule listener reads ground-truth attributes, and dataset {dataset.name!r} has none for "
+                f"{len(missing)} of {len(dataset)} concepts (e.g. {missing[0]!r}); {IMAGE_LISTENERS_HINT}")
+
     def scores(self, description: str, candidates: Sequence[ImageRef]) -> list[float]:
         """One score per candidate: how many of its values the description names."""
+        if candidates and not any(c.attributes for c in candidates):
+            raise NoAttributesError(f"the rule listener got candidates without ground-truth attributes "
+                                    f"({candidates[0].image_id}, ...); {IMAGE_LISTENERS_HINT}")
         text = f" {' '.join(_WORD.findall(str(description).lower()))} "
         return [float(sum(any(a in text for a in alts) for alts in self._candidate_phrases(c)))
                 for c in candidates]
@@ -89,4 +113,4 @@ class RandomListener(BaseListener):
         return int(np.argmax(s)), s
 
 
-__all__ = ["RandomListener", "RuleListener"]
+__all__ = ["IMAGE_LISTENERS_HINT", "NoAttributesError", "RandomListener", "RuleListener"]

@@ -44,7 +44,7 @@ def test_clip_rejects_bad_config():
 
 @pytest.mark.parametrize("role", ["speaker", "listener", "recognition", "vqa", "identification"])
 def test_clip_plays_every_role_with_parseable_answers(make_env, tiny_clip_name, role):
-    agent = ClipAgent(model_name=tiny_clip_name, calibration_episodes=8)
+    agent = ClipAgent(model_name=tiny_clip_name, allow_random_init=True, calibration_episodes=8)
     infos = play(agent, make_env(role), n=6)
     assert len(infos) == 6
     assert all(i["parse_error"] is None for i in infos), [i["parse_error"] for i in infos]
@@ -53,10 +53,10 @@ def test_clip_plays_every_role_with_parseable_answers(make_env, tiny_clip_name, 
 
 
 def test_clip_fixed_threshold_and_index_mode(make_env, tiny_clip_name):
-    always_yes = ClipAgent(model_name=tiny_clip_name, threshold=-1.0)
+    always_yes = ClipAgent(model_name=tiny_clip_name, allow_random_init=True, threshold=-1.0)
     infos = play(always_yes, make_env("recognition"), n=8)
     assert all(i["parsed"] in ("yes", 1, True) for i in infos)
-    idx_agent = ClipAgent(model_name=tiny_clip_name)
+    idx_agent = ClipAgent(model_name=tiny_clip_name, allow_random_init=True)
     env = make_env("listener", action_mode="index")
     idx_agent.bind(env)
     obs, info = env.reset(options={"episode_id": 0})

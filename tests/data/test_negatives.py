@@ -53,7 +53,7 @@ def test_clip_negatives_and_embedding_cache(tmp_path):
 
     ds = make_synthetic(num_concepts=8, num_categories=2, images_per_concept=2, num_reference=1, image_size=32,
                         cache_dir=tmp_path / "w")
-    emb = ClipEmbedder("ViT-S-32", pretrained=None, cache_dir=tmp_path / "clip")
+    emb = ClipEmbedder("ViT-S-32", pretrained=None, allow_random_init=True, cache_dir=tmp_path / "clip")
     ids, vecs = emb.embed_dataset(ds)
     assert vecs.shape == (16, emb.model.visual.output_dim) and len(ids) == 16
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
@@ -63,7 +63,7 @@ def test_clip_negatives_and_embedding_cache(tmp_path):
     # retrieval: an image is its own nearest neighbour among all images
     sims = vecs @ vecs.T
     assert (sims.argmax(axis=1) == np.arange(16)).all()
-    table = hard_negatives(ds, k=3, method="clip", model_name="ViT-S-32", cache_dir=tmp_path / "clip")
+    table = hard_negatives(ds, k=3, method="clip", model_name="ViT-S-32", allow_random_init=True, cache_dir=tmp_path / "clip")
     assert table.method == "clip"
     concept_emb = emb.concept_embeddings(ds)
     for cid, negs in table.items():
@@ -73,9 +73,9 @@ def test_clip_negatives_and_embedding_cache(tmp_path):
     # the same pixels embed the same way from a file, an array, or a second seeded random-init model
     first = ds.concepts[0].reference[0]
     assert np.allclose(emb.embed_arrays([first.load()])[0], vecs[0], atol=1e-5)
-    twin = ClipEmbedder("ViT-S-32", pretrained=None, cache_dir=tmp_path / "clip2")
+    twin = ClipEmbedder("ViT-S-32", pretrained=None, allow_random_init=True, cache_dir=tmp_path / "clip2")
     assert np.allclose(twin.embed_images([first.path])[0], vecs[0], atol=1e-5)
-    other_seed = ClipEmbedder("ViT-S-32", pretrained=None, cache_dir=tmp_path / "clip", seed=1)
+    other_seed = ClipEmbedder("ViT-S-32", pretrained=None, allow_random_init=True, cache_dir=tmp_path / "clip", seed=1)
     assert other_seed.cache_dir != emb.cache_dir
     t = emb.embed_texts(["a red mug", "a blue ball"])
     assert t.shape == (2, vecs.shape[1]) and np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-4)

@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from lewis_env.data.images import IMAGE_SUFFIXES, filter_readable
-from lewis_env.data.types import Concept, ConceptDataset, ImageRef, VQAQuestion
+from lewis_env.data.images import IMAGE_SUFFIXES, display_path, filter_readable, has_utf8_name
+from lewis_env.data.types import UNKNOWN_CATEGORY, Concept, ConceptDataset, ImageRef, VQAQuestion
+
+#: Folder names that mark a tree's own train/test image split.
+SPLIT_DIRS: tuple[str, ...] = ("train", "test")
 
 
 class DatasetLayoutError(ValueError):
@@ -42,12 +45,18 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def list_subdirs(folder: Path, ignore: Sequence[str] = ()) -> list[Path]:
-    """Sub-folders of ``folder`` sorted by name, without hidden ones and those named in ``ignore``."""
+    """Sub-folders of ``folder`` sorted by name, without hidden ones and those named in ``ignore``; folders
+    whose names are not UTF-8 cannot become concept ids and are skipped with one warning."""
     try:
         entries = list(folder.iterdir())
     except OSError as exc:
         raise DatasetLayoutError(f"cannot list {folder}: {exc}") from exc
-    return sorted(p for p in entries if p.is_dir() and not p.name.startswith(".") and p.name not in ignore)
+    dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".") and p.name not in ignore]
+    bad = [p for p in dirs if not has_utf8_name(p.name)]
+    if bad:
+        warnings.warn(f"skipped {len(bad)} folder(s) with non-UTF-8 names in {display_path(folder)}: "
+                      f"{', '.join(display_path(p.name) for p in bad[:3])}", stacklevel=2)
+    return sorted(p for p in dirs if has_utf8_name(p.name))
 
 
 def read_json(path: Path) -> Any:
@@ -60,7 +69,7 @@ def read_json(path: Path) -> Any:
 
 def stable_int(text: str) -> int:
     """A process-independent integer hash of a string (Python's hash() is salted)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
 
 
 def split_reference(paths: Sequence[Path], num_reference: int, seed: int, key: str) -> tuple[list[Path], list[Path]]:
@@ -81,7 +90,7 @@ class RawConcept:
     """What a loader found for one concept before images are checked and split."""
 
     concept_id: str
-    category: str
+    category: str  # UNKNOWN_CATEGORY unless the layout or a meta.json says
     folder: Path
     images: list[Path] = field(default_factory=list)  # unsplit images (seeded split)
     reference: list[Path] | None = None  # explicit split, when the layout has one
@@ -133,6 +142,7 @@ def assemble(name: str, root: Path, raws: list[RawConcept], num_reference: int, 
     for r in raws:
         if not (r.images or r.reference or r.query):
             raise DatasetLayoutError(f"concept folder {r.folder} has no image files")
+    explicit = any(r.reference is not None or r.query is not None for r in raws)
     all_paths = [p for r in raws for p in [*r.images, *(r.reference or []), *(r.query or [])]]
     good = set(filter_readable(all_paths, context=str(root)))
     concepts: list[Concept] = []
@@ -151,10 +161,12 @@ def assemble(name: str, root: Path, raws: list[RawConcept], num_reference: int, 
             attributes=dict(r.attributes), descriptions=list(r.descriptions),
             reference=[ImageRef(r.concept_id, str(p), "reference") for p in ref],
             query=[ImageRef(r.concept_id, str(p), "query") for p in query]))
+    if explicit:  # the tree's own train/test images: ConceptDataset.split uses them
+        config = {**config, "image_split": "tree"}
     return ConceptDataset(name=name, concepts=concepts, root=root,
                           config={**config, "num_reference": num_reference, "seed": seed},
                           questions=list(questions))
 
 
-__all__ = ["DatasetLayoutError", "RawConcept", "apply_meta", "assemble", "list_images", "list_subdirs",
+__all__ = ["SPLIT_DIRS", "DatasetLayoutError", "RawConcept", "apply_meta", "assemble", "list_images", "list_subdirs",
            "read_json", "read_meta", "require_dir", "split_reference", "stable_int", "unique_ids"]
