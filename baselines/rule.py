@@ -34,7 +34,7 @@ class RuleAgent(BaseAgent):
 
     name = "rule"
     #: it reads ground truth (attributes and labels): the board marks it and ranks it apart
-    flags = {"oracle": True, "display_name": "rule (oracle: reads ground-truth attributes)"}
+    flags = {"oracle": True}
 
     def __init__(self, speaker_words: Sequence[str] | None = None) -> None:
         super().__init__()

@@ -76,7 +76,7 @@ def test_eval_cli_runs_and_prints_board(tiny_suite, tmp_path, capsys):
     assert eval_main(["agent=rule", *args]) == 0
     assert eval_main(["agent=random", "agent.seed=3", *args]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | rule" in out and "| 2 | random" in out
+    assert "| oracle | rule [" in out and "| 1 | random" in out  # the rule oracle is ranked apart
     with ResultStore(store) as st:
         rnd = st.rows(agent="random")
         assert rnd and rnd[0].agent_config == {"seed": 3}
