@@ -130,9 +130,9 @@ def test_categories_from_meta_are_kept_and_stratify(tmp_path):
 
 # -- nothing fake without saying so ------------------------------------------------------------------------
 def test_rule_agent_is_an_oracle_and_refuses_photos(trees):
-    from agents.registry import make
+    from baselines.rule import RuleAgent
 
-    agent = make("rule")
+    agent = RuleAgent()
     assert agent.flags["oracle"] is True
     env = gym.make(IDS["recognition"], dataset=f"folder:{trees['split_above']}")
     with pytest.raises(ValueError, match="oracle over ground-truth attributes.*clip.*qwen-vl.*random"):
@@ -140,12 +140,12 @@ def test_rule_agent_is_an_oracle_and_refuses_photos(trees):
 
 
 def test_clip_without_weights_stops_with_how_to_give_them(monkeypatch, tmp_path):
-    from agents.registry import make
+    from baselines.clip_agent import ClipAgent
     from lewis_env.data.clip_embed import ClipEmbedder, ClipWeightsError
 
     monkeypatch.delenv("LEWIS_CLIP_PRETRAINED", raising=False)
     with pytest.raises(ClipWeightsError, match="LEWIS_CLIP_PRETRAINED"):
-        make("clip")
+        ClipAgent()
     with pytest.raises(ClipWeightsError, match="allow_random_init"):
         ClipEmbedder("ViT-S-32")
     # an open_clip tag not in the local cache: a clear error, no download attempt
@@ -154,7 +154,7 @@ def test_clip_without_weights_stops_with_how_to_give_them(monkeypatch, tmp_path)
         ClipEmbedder("ViT-B-32", pretrained="laion2b_s34b_b79k")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ClipEmbedder("ViT-S-32", pretrained=str(tmp_path / "missing.bin"))
-    agent = make("clip", model_name="ViT-S-32", allow_random_init=True)
+    agent = ClipAgent(model_name="ViT-S-32", allow_random_init=True)
     assert agent.flags["random_init"] is True and "random weights" in agent.flags["display_name"]
 
 
