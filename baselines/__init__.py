@@ -1,4 +1,4 @@
-"""Reference agents registered under stable names: random, rule, clip (``qwen-vl`` lives in ``agents``).
+"""Reference agents registered under stable names: random, rule, clip, ppo (``qwen-vl`` lives in ``agents``).
 
 Importing this package registers them lazily (``"module:object"`` strings: nothing is imported until an agent
 is built, so no torch); an installed copy also declares them in the ``lewis_bench.agents`` entry-point
@@ -16,11 +16,12 @@ BASELINES: dict[str, str] = {
     "random": "baselines.random_agent:RandomAgent",
     "rule": "baselines.rule:RuleAgent",
     "clip": "baselines.clip_agent:ClipAgent",
+    "ppo": "baselines.ppo:PPOAgent",
 }
 for _name, _target in BASELINES.items():
     AGENTS.register(_name, _target)
 
-_EXPORTS = {"RandomAgent": "random", "RuleAgent": "rule", "ClipAgent": "clip"}
+_EXPORTS = {"RandomAgent": "random", "RuleAgent": "rule", "ClipAgent": "clip", "PPOAgent": "ppo"}
 
 
 def __getattr__(attr: str) -> Any:
@@ -30,4 +31,4 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module 'baselines' has no attribute {attr!r}")
 
 
-__all__ = ["BASELINES", "ClipAgent", "RandomAgent", "RuleAgent"]
+__all__ = ["BASELINES", "ClipAgent", "PPOAgent", "RandomAgent", "RuleAgent"]

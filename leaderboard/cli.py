@@ -28,7 +28,7 @@ from leaderboard.config import ConfigError, _near, check_agent_kwargs, check_pat
 from leaderboard.store import DEFAULT_STORE
 
 #: Baselines the no-argument main job runs, in order (clip only when weights are configured).
-MAIN_JOB_AGENTS = ("random", "rule", "qwen-vl", "clip")
+MAIN_JOB_AGENTS = ("random", "rule", "qwen-vl", "clip", "ppo")
 #: Ordinary mistakes (bad suite, missing path/descriptions, refused data): one line, no traceback.
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 

@@ -111,6 +111,7 @@ class LewisEnv(gym.Env):
         self.codec: Any = None  # a lewis_env.numeric.NumericCodec when obs_mode == "numeric"
         self.render_mode = None
         full = load_dataset(dataset) if not isinstance(dataset, ConceptDataset) else dataset
+        self.full_dataset = full  # both splits: vocabularies that must not depend on the split come from here
         if split == "all":
             self.dataset = full
         else:

@@ -52,7 +52,7 @@ class LewisSpeakerEnv(LewisGameEnv):
         if self.speaker_sees_distractors:
             obs["distractors"] = images_space(self.k - 1, self.image_size)
         self.observation_space = spaces.Dict(obs)
-        vocab = self.dataset.attribute_values()
+        vocab = self.full_dataset.attribute_values()  # the same slots on every split: a policy reloads
         self.slot_keys = tuple([k for k in CONCEPT_ATTRIBUTE_KEYS if k in vocab] +
                                [k for k in vocab if k not in CONCEPT_ATTRIBUTE_KEYS])
         self.slot_values = {k: list(vocab[k]) for k in self.slot_keys}
