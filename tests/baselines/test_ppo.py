@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-import gymnasium as gym  # noqa: E402
-import torch  # noqa: E402
+import gymnasium as gym
+import torch
 
-from baselines.ppo import PPOAgent  # noqa: E402
-from baselines.ppo_train import load_policy, train_env_kwargs, train_ppo  # noqa: E402
-from tests.baselines.conftest import ENV_IDS, TINY_DATASET, play  # noqa: E402
+from baselines.ppo import PPOAgent
+from baselines.ppo_train import load_policy, train_env_kwargs, train_ppo
+from tests.baselines.conftest import ENV_IDS, TINY_DATASET, play
 
 #: A few-second PPO: 2 envs x 16 steps per rollout, one rollout per chunk.
 TINY_PPO = {"n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "rollouts_per_chunk": 1,

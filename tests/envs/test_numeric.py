@@ -147,3 +147,17 @@ def test_gym_make_vec(mode: str) -> None:
         assert term.all() and r.shape == (2,)
     finally:
         vec.close()
+
+
+@pytest.mark.slow
+def test_readme_numeric_snippet_runs() -> None:
+    """The README's gym.make(..., obs_mode="numeric") + SB3 PPO snippet runs as printed."""
+    pytest.importorskip("stable_baselines3")
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("<!-- numeric-snippet -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(block, "README.md numeric-snippet", "exec"), scope)  # noqa: S102
+    assert scope["model"].num_timesteps >= 64
+    assert scope["env"].action_space.contains(int(scope["action"]))
