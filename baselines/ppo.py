@@ -45,6 +45,9 @@ class PPOAgent(BaseAgent):
         self.ppo = dict(ppo)
         run_config("x", {}, 1, **self.ppo)  # validate the PPO keys now
         self.config = {"policy": policy, "timesteps": self.timesteps, "seed": self.seed, **self.ppo}
+        budget = (policy if policy is not None else
+                  f"{self.timesteps} env steps/role" if isinstance(self.timesteps, int) else f"steps {self.timesteps}")
+        self.flags["display_name"] = f"ppo (SB3, {budget}, train concepts)"
         self.model: Any = None
         self.run_dir: Path | None = None
 
