@@ -63,6 +63,37 @@ def _normalise(data: Any, where: str) -> dict[str, str]:
     return out
 
 
+#: The ``format`` field of a database written by ``lewis-data describe``.
+DB_FORMAT = "lewis-bench-descriptions-v1"
+
+
+def write_database(ds: ConceptDataset, texts: Mapping[str, list[tuple[str, str]]], path: str | Path,
+                   meta: Mapping[str, Any]) -> Path:
+    """Write the description database (atomically) in the reference ``concept_dict`` form::
+
+        {"format": DB_FORMAT, "meta": {dataset fingerprint, agent, agent_kwargs, agent_flags, ...},
+         "concept_dict": {<concept_id>: {"name", "category", "image", "info", "descriptions", "images"}}}
+
+    ``info`` (what the envs show) is the description of the first image; ``descriptions``/``images`` keep all.
+    """
+    import os
+
+    concept_dict = {}
+    for c in ds.concepts:
+        pairs = texts.get(c.concept_id) or []
+        if not pairs:
+            raise ValueError(f"no description for concept {c.concept_id!r}")
+        concept_dict[c.concept_id] = {"name": c.name, "category": c.category, "image": pairs[0][0],
+                                      "info": pairs[0][1], "descriptions": [t for _, t in pairs],
+                                      "images": [p for p, _ in pairs]}
+    payload = {"format": DB_FORMAT, "meta": {"dataset": ds.name, **dict(meta)}, "concept_dict": concept_dict}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 class DescriptionSource:
     """``source(concept) -> description``; resolves a spec once, checks every concept is covered."""
 
@@ -126,4 +157,4 @@ def default_description_spec(dataset: ConceptDataset, allow_none: bool = False) 
                      f"{len(dataset)} concepts, and this task shows descriptions; {DESCRIBE_HINT}")
 
 
-__all__ = ["DESCRIBE_HINT", "DescriptionSource", "default_description_spec", "load_database"]
+__all__ = ["DB_FORMAT", "DESCRIBE_HINT", "DescriptionSource", "default_description_spec", "load_database", "write_database"]

@@ -58,7 +58,8 @@ class QwenVLAgent(BaseAgent):
             if processor is None:
                 processor = load_processor(model.name_or_path, min_pixels=min_pixels, max_pixels=max_pixels)
             self.model_id, self.model, self.processor = str(getattr(model, "name_or_path", "model")), model, processor
-        if (Path(self.model_id) / "lewis_tiny.json").is_file():  # the offline tiny model: say so wherever it shows
+        loaded_from = str(getattr(self.model, "name_or_path", "") or self.model_id)
+        if self.model_id == "tiny" or (Path(loaded_from) / "lewis_tiny.json").is_file():  # the offline tiny model
             self.flags = {**getattr(self, "flags", {}), "random_init": True,
                           "display_name": "qwen-vl (tiny, random weights)"}
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)

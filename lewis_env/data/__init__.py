@@ -2,6 +2,7 @@
 
 from lewis_env.data.negatives import hard_negatives, load_negatives, save_negatives
 from lewis_env.data.registry import clear_memo, list_datasets, load_dataset, register_dataset
+from lewis_env.data.support import supported_tasks
 from lewis_env.data.synthetic import ATTRIBUTE_VALUES, CATEGORIES, make_synthetic
 from lewis_env.data.types import Concept, ConceptDataset, ImageRef, VQAQuestion
 
@@ -20,4 +21,5 @@ __all__ = [
     "make_synthetic",
     "register_dataset",
     "save_negatives",
+    "supported_tasks",
 ]

@@ -4,6 +4,7 @@
     lewis-data negatives SPEC --k 3 [--method auto|attributes|clip] --out negatives.json
     lewis-data export-hf SPEC OUT_DIR
     lewis-data descriptions evaluate|refine SRC [--mode state|location|both] [--by rule|agent] --out DIR
+    lewis-data describe SPEC --agent NAME [agent.KEY=VALUE ...] --out db.json [--batch-size 8] [--images 1]
 """
 
 from __future__ import annotations
@@ -71,14 +72,31 @@ def _build_parser() -> argparse.ArgumentParser:
     from lewis_env.language.cli import add_descriptions_parser
 
     add_descriptions_parser(sub)  # lewis-data descriptions evaluate|refine (lewis_env/language)
+
+    d = sub.add_parser("describe", help="write a description database with any registered speaker agent "
+                                        "(resumable: rerun the same command after an interruption)")
+    add_spec(d)
+    d.add_argument("--agent", required=True, help="registered agent name (e.g. qwen-vl, clip)")
+    d.add_argument("--out", required=True, help="database JSON (folder datasets read <root>/descriptions.json)")
+    d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--images", type=int, default=1, help="reference images described per concept (0 = all)")
+    d.add_argument("--image-size", type=int, default=448)
+    d.add_argument("--restart", action="store_true", help="discard an interrupted run's progress")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lewis-data`` console script."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.cmd != "describe":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.cmd == "describe":  # runs an agent: the agents layer does it (imported by name, not by lewis_env)
+            from lewis_env.imports import import_object
+
+            return int(import_object("agents.describe:main", "describe command")(args, extra))
         return _run(args)
     except (ValueError, OSError, KeyError, TypeError) as exc:
         parser.exit(2, f"lewis-data: error: {exc}\n")

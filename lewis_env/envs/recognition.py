@@ -1,7 +1,10 @@
 """Recognition-v0: "Is <name> in this image?" given reference image(s), a description and a query image.
 
-Positives and hard negatives are balanced: even-parity episodes are positive, odd ones show a query
-image of one of the concept's top-3 hard negatives (parity flips on each pass over the pairs).
+``pairing="balanced"`` (default): positives and hard negatives are balanced: even-parity episodes are
+positive, odd ones show a query image of one of the concept's top-3 hard negatives (parity flips on each pass
+over the pairs). ``pairing="all"``: the published protocol, every query image x every concept (episode
+``i`` = image ``i // n`` asked about concept ``i % n``); negatives are then labelled in- or cross-category
+(``info["negative_kind"]``) where the data has categories.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ class RecognitionEnv(LewisEnv):
     role = "recognition"
 
     def __init__(self, *args: Any, descriptions: DescriptionSpec | None = None, num_reference_shown: int = 1,
-                 num_negatives: int = 3, **kwargs: Any) -> None:
+                 num_negatives: int = 3, pairing: str = "balanced", **kwargs: Any) -> None:
+        if pairing not in ("balanced", "all"):
+            raise ValueError(f"pairing must be 'balanced' or 'all', got {pairing!r}")
+        self.pairing = pairing
         super().__init__(*args, **kwargs)
         self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1)
         self.num_negatives = min(_check_int("num_negatives", num_negatives, 1), len(self.dataset) - 1)
@@ -45,7 +51,27 @@ class RecognitionEnv(LewisEnv):
     def _num_choices(self, ep: Episode) -> int:
         return 2
 
+    def _default_num_episodes(self) -> int:
+        if self.pairing == "all":
+            return len(self.schedule) * len(self.dataset)
+        return len(self.schedule)
+
+    def _all_pairs_episode(self, i: int, rng: np.random.Generator) -> Episode:
+        """Query image ``i // n`` (every image of every concept, in dataset order) asked about concept ``i % n``."""
+        n = len(self.dataset)
+        qcid, j = self.schedule.pairs[(i // n) % len(self.schedule)]
+        query = query_images(self.dataset.concept(qcid))[j]
+        c = self.dataset.concepts[i % n]
+        positive = c.concept_id == qcid
+        refs = pick_references(rng, reference_images(c), self.num_reference_shown, avoid=query.path)
+        return Episode(episode_id=i, role=self.role, target_concept=c.concept_id, category=c.category,
+                       candidates=(query,), candidate_ids=(query.concept_id,), target_index=int(positive),
+                       question=f"Is {c.name} in this image? Answer yes or no.", reference=refs, query=query,
+                       positive=positive, options=("no", "yes"))
+
     def _make_episode(self, i: int, rng: np.random.Generator) -> Episode:
+        if self.pairing == "all":
+            return self._all_pairs_episode(i, rng)
         if not hasattr(self, "_negs"):
             self._negs = resolve_negatives(self.dataset, self.num_negatives, self.negatives_spec)
         cid, j = self.schedule.pair(i)
@@ -67,8 +93,12 @@ class RecognitionEnv(LewisEnv):
                 "query": self.load_image(ep.query), "question": sanitize_text(ep.question)}
 
     def _task_info(self, ep: Episode) -> dict[str, Any]:
+        kind = None
+        if not ep.positive and self.dataset.has_categories():
+            same = self.dataset.concept(ep.query.concept_id).category == ep.category
+            kind = "in_category" if same else "cross_category"
         return {"positive": bool(ep.positive), "query_concept": ep.query.concept_id, "query_path": ep.query.path,
-                "reference_paths": [r.path for r in ep.reference], "answer": ep.answer}
+                "reference_paths": [r.path for r in ep.reference], "answer": ep.answer, "negative_kind": kind}
 
     def _parsed_repr(self, parsed: int | None) -> Any:
         return None if parsed is None else ("yes" if parsed else "no")

@@ -12,6 +12,7 @@ from typing import Any
 from lewis_env.data.loaders.common import DatasetLayoutError, assemble, read_json, require_dir
 from lewis_env.data.loaders.folder import scan_concepts
 from lewis_env.data.loaders.vqa import attach_vqa
+from lewis_env.data.published import check_published
 from lewis_env.data.types import ConceptDataset
 
 VQA_FILE = "myvlm-visual-qa.json"
@@ -39,7 +40,8 @@ def parse_captions(data: Any, path: Path) -> list[str]:
 
 
 def load_myvlm(root: str | Path, num_reference: int = 5, seed: int = 0, vqa_file: str | Path | None = None,
-               category: dict[str, str] | None = None, name: str = "myvlm") -> ConceptDataset:
+               category: dict[str, str] | None = None, name: str = "myvlm", published: bool = False
+               ) -> ConceptDataset:
     """A ConceptDataset from the MyVLM release (see module doc)."""
     root = require_dir(root)
     raws = scan_concepts(root, category)
@@ -48,6 +50,8 @@ def load_myvlm(root: str | Path, num_reference: int = 5, seed: int = 0, vqa_file
         if cap_path.is_file():
             raw.descriptions = parse_captions(read_json(cap_path), cap_path)
     ds = assemble(name, root, raws, num_reference, seed, {"loader": "myvlm"})
+    if published:  # refuse a copy that is not the release (names what differs)
+        check_published(ds, "myvlm")
     return attach_vqa(ds, root, vqa_file, VQA_FILE, "MyVLM")
 
 

@@ -19,11 +19,13 @@ from lewis_env.data.loaders.common import (
     require_dir,
     unique_ids,
 )
-from lewis_env.data.loaders.folder import has_train_test
+from lewis_env.data.loaders.folder import attach_descriptions, has_train_test
+from lewis_env.data.published import check_published
 from lewis_env.data.types import ConceptDataset
 
 
-def load_perva(root: str | Path, num_reference: int = 5, seed: int = 0, name: str = "perva") -> ConceptDataset:
+def load_perva(root: str | Path, num_reference: int = 5, seed: int = 0, name: str = "perva",
+               published: bool = False) -> ConceptDataset:
     """A ConceptDataset from a PerVA-style category/concept tree."""
     root = require_dir(root)
     raws: dict[tuple[str, str], RawConcept] = {}
@@ -53,7 +55,11 @@ def load_perva(root: str | Path, num_reference: int = 5, seed: int = 0, name: st
                 apply_meta(raw, read_meta(folder))
     out = list(raws.values())
     unique_ids(out)
-    return assemble(name, root, out, num_reference, seed, {"loader": "perva"})
+    attach_descriptions(out, root, None)  # a `lewis-data describe` database at root/descriptions.json
+    ds = assemble(name, root, out, num_reference, seed, {"loader": "perva"})
+    if published:  # refuse a copy that is not the release (names what differs)
+        check_published(ds, "perva")
+    return ds
 
 
 __all__ = ["load_perva"]
