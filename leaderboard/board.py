@@ -234,8 +234,8 @@ def to_markdown(entries: Sequence[Entry], title: str | None = None) -> str:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     if not entries:
         lines.append("| — | (no results) |" + " |" * (len(head) - 2))
-    lines += ["", "Scores in %, mean over seeds, [95% bootstrap CI over episodes]; mean = over tasks played; "
-              "— = task not played. Oracles read ground truth and are not ranked."]
+    lines += ["", ("Scores in %, mean over seeds, [95% bootstrap CI over episodes]; mean = over tasks played; "
+                   "— = task not played. Oracles read ground truth and are not ranked.")]
     return "\n".join(lines)
 
 

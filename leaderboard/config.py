@@ -10,14 +10,14 @@ merged into the suite's dataset spec (``data.root=/data/yollava``). ``data=<spec
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from leaderboard.store import DEFAULT_STORE
+from lewis_env.registry import close_matches
 
 PRIMARY_CONFIG = "lewis_eval"
 
@@ -33,13 +33,13 @@ class AutoSuiteConfig:
     split: str = "test"
     k: int = 4
     image_size: int = 448
-    num_episodes: Optional[int] = None  # None: the env's own episode set (one per concept x query image)
+    num_episodes: int | None = None  # None: the env's own episode set (one per concept x query image)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     action_mode: str = "text"
     speaker_listener: str = "rule"  # the listener judging the speaker task (rule needs attributes; clip|qwen|http)
     speaker_listener_kwargs: dict[str, Any] = field(default_factory=dict)
-    descriptions: Optional[str] = None  # description database JSON (lewis-data describe) for listener/recognition/id
-    negatives: Optional[str] = None  # negatives method or JSON (lewis-data negatives); None = the envs' default
+    descriptions: str | None = None  # description database JSON (lewis-data describe) for listener/recognition/id
+    negatives: str | None = None  # negatives method or JSON (lewis-data negatives); None = the envs' default
 
 
 @dataclass
@@ -49,14 +49,14 @@ class EvalConfig:
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"agent": None}])
     agent: Any = None  # the conf/agent group: {name, kwargs}; None = the main job (every baseline that runs here)
     suite: str = "synthetic-v0"
-    data: Optional[str] = None  # a dataset spec: evaluate on a suite built from it (overrides suite)
+    data: str | None = None  # a dataset spec: evaluate on a suite built from it (overrides suite)
     store: str = DEFAULT_STORE
-    seeds: Optional[list[int]] = None
-    tasks: Optional[list[str]] = None
+    seeds: list[int] | None = None
+    tasks: list[str] | None = None
     batch_size: int = 16
-    samples: Optional[str] = "auto"  # per-episode JSONL folder; auto = lewis_samples/ beside the store; none = off
+    samples: str | None = "auto"  # per-episode JSONL folder; auto = lewis_samples/ beside the store; none = off
     n_resamples: int = 1000
-    max_episodes: Optional[int] = None
+    max_episodes: int | None = None
     progress: bool = True
     board: bool = True
     verify: bool = True
@@ -91,7 +91,7 @@ def _register_schema() -> None:
 
 
 def _near(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    close = close_matches(name, known)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -252,7 +252,6 @@ def check_paths(name: str, kwargs: dict[str, Any]) -> None:
     """A model/weights/adapter path that looks like a path but does not exist is an error before loading."""
     for k in ("model", "adapter", "pretrained", "weights", "descriptions"):
         v = kwargs.get(k)
-        if isinstance(v, str) and v.startswith(("/", "./", "../", "~")):
-            if not Path(v).expanduser().exists():
-                raise ConfigError(f"agent.{k}={v!r}: no such file or folder (give an existing local path"
-                                  + (", or a hub id already in the local cache)" if k == "model" else ")"))
+        if isinstance(v, str) and v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().exists():
+            raise ConfigError(f"agent.{k}={v!r}: no such file or folder (give an existing local path"
+                              + (", or a hub id already in the local cache)" if k == "model" else ")"))

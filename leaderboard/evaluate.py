@@ -269,20 +269,20 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
     if out_dir is not None:  # the suite definition beside the samples: `lewis-eval suite=<that file>` reruns it
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "suite.yaml").write_text(yaml.safe_dump(suite_obj.to_dict(), sort_keys=False))
+    base_row = {"agent": name, "agent_config": _jsonable(cfg), "agent_config_hash": h, "suite": suite_obj.name,
+                "suite_version": suite_obj.version, "episodes_hash": suite_obj.episodes_hash,
+                "dataset_fingerprint": fingerprint, "versions": versions, "git_commit": commit}
+
+    def common(task: str, role: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return {**base_row, "task": task, "role": role, "primary_metric": primary_metric(role), "created_at": now,
+                "agent_flags": agent_flags(agent_obj), **meta}
+
     try:
         for t in runnable:
             role = suite_obj.task(t).role
             per_seed: dict[int, list[dict[str, Any]]] = {}
             meta: dict[str, Any] = {"chance": None, "data_record": {}}
-
-            def common() -> dict[str, Any]:
-                now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-                return {"agent": name, "agent_config": _jsonable(cfg), "agent_config_hash": h,
-                        "suite": suite_obj.name, "suite_version": suite_obj.version,
-                        "episodes_hash": suite_obj.episodes_hash, "task": t, "role": role,
-                        "primary_metric": primary_metric(role), "dataset_fingerprint": fingerprint,
-                        "versions": versions, "git_commit": commit, "created_at": now,
-                        "agent_flags": agent_flags(agent_obj), **meta}
 
             for s in seeds:
                 cached = None
@@ -307,15 +307,15 @@ def evaluate(agent: str | Any, suite: str | Suite = "synthetic-v0", agent_kwargs
                 if st is not None:  # stored now: a killed run keeps it (reused later only when ``key`` pins it)
                     one = task_summary(role, {s: recs}, suite_obj, n_resamples, ci_seed)["per_seed"][s]
                     st.put_seed(ResultRow(seed=int(s), metrics=one["metrics"], ci=one["ci"], n_episodes=one["n"],
-                                          **common()), recs, key or "unpinned")
+                                          **common(t, role, meta)), recs, key or "unpinned")
             summary = task_summary(role, per_seed, suite_obj, n_resamples, ci_seed)
             summary["chance"] = meta["chance"]
             summary["data_record"] = meta["data_record"]
             result.summaries[t] = summary
-            rows = [ResultRow(seed=int(s), metrics=ps["metrics"], ci=ps["ci"], n_episodes=ps["n"], **common())
+            rows = [ResultRow(seed=int(s), metrics=ps["metrics"], ci=ps["ci"], n_episodes=ps["n"], **common(t, role, meta))
                     for s, ps in summary["per_seed"].items()]
             m = summary["mean"]
-            rows.append(ResultRow(seed=MEAN_SEED, metrics=m["metrics"], ci=m["ci"], n_episodes=m["n"], **common()))
+            rows.append(ResultRow(seed=MEAN_SEED, metrics=m["metrics"], ci=m["ci"], n_episodes=m["n"], **common(t, role, meta)))
             result.rows.extend(rows)
             if st is not None:  # per-seed rows are re-written identical (same records, same bootstrap seed)
                 st.upsert(rows[-1:])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar, overload
 
@@ -23,6 +23,11 @@ from lewis_env.imports import import_object
 T = TypeVar("T")
 #: What a registry stores before first use: the object itself or where to import it from.
 Target = Any
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 1) -> list[str]:
+    """The known names closest to a misspelled ``name`` (difflib ratio >= 0.6), best first: for "did you mean"."""
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)
 
 
 class RegistryError(ValueError):
@@ -195,7 +200,7 @@ class Registry(Generic[T]):
     def unknown(self, name: str) -> UnknownNameError:
         """The error for an unknown ``name``: every known name, the closest ones first."""
         known = self.names()
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        close = close_matches(name, known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         extra = " (or give 'module:object')" if self.import_paths else ""
         return UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or '(none)'}{extra}")

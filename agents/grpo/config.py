@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
@@ -13,6 +12,7 @@ from typing import Any
 
 from agents.grpo import schema
 from agents.grpo.schema import ROLES, EnvConfig, SelfPlayConfig, TrainConfig, WandbConfig, WarmStartConfig
+from lewis_env.registry import close_matches
 
 PRIMARY_CONFIG = "lewis_train"
 
@@ -36,7 +36,7 @@ def list_train_configs() -> list[str]:
 
 
 def _near(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    close = close_matches(name, known)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -8,8 +8,13 @@ import pytest
 
 from leaderboard.board import build_entries, to_markdown, write_board
 from leaderboard.cli import board_main
-from leaderboard.schema import (SubmissionError, export_results, import_results, load_submission,
-                                validate_submission)
+from leaderboard.schema import (
+    SubmissionError,
+    export_results,
+    import_results,
+    load_submission,
+    validate_submission,
+)
 from leaderboard.store import MEAN_SEED, ResultStore
 from tests.leaderboard.test_store import make_row
 

@@ -8,7 +8,14 @@ import dataclasses
 import pytest
 
 from leaderboard import board as board_mod
-from leaderboard.board import BoardContext, Section, board_sections, build_entries, sections_markdown, write_board
+from leaderboard.board import (
+    BoardContext,
+    Section,
+    board_sections,
+    build_entries,
+    sections_markdown,
+    write_board,
+)
 from leaderboard.chart import suite_figure
 from leaderboard.store import MEAN_SEED, ResultStore
 from tests.leaderboard.test_store import make_row

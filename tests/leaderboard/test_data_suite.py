@@ -81,13 +81,14 @@ def test_folder_of_photos_in_one_command(photo_tree, tmp_path, capsys):
 
 def test_without_descriptions_the_reason_says_how_to_give_them(photo_tree, tmp_path):
     from leaderboard.datasuite import build_data_suite
+    from leaderboard.suites import SuiteError
 
     names = sorted(p.name for p in photo_tree.iterdir())
     auto = {"split": "all", "image_size": 32, "seeds": [0], "k": 4,
             "negatives": _negatives_file(tmp_path, names)}
     try:
         suite, skipped = build_data_suite(f"folder:{photo_tree}", auto)
-    except Exception as exc:  # every task refused: the error lists each task's reason
+    except SuiteError as exc:  # every task refused: the error lists each task's reason
         msg = str(exc)
         assert "listener" in msg and "descriptions" in msg
         return
