@@ -51,15 +51,18 @@ def test_folder_of_photos_in_one_command(photo_tree, tmp_path, capsys):
     db.write_text(json.dumps({c.name: f"my {c.name}, as photographed" for c in photo_tree.iterdir()}))
     assert eval_main(_args(tmp_path, photo_tree, f"auto.descriptions={db}")) == 0
     out = capsys.readouterr().out
-    assert "task vqa skipped" in out  # a folder of photos ships no questions: skipped, with the reason
+    # the rule listener cannot judge a speaker on attribute-less photos: skipped, with the lewis-eval fix
+    assert "task speaker skipped" in out and "auto.speaker_listener=" in out
     with ResultStore(tmp_path / "r.sqlite") as st:
         rows = [r for r in st.rows() if r.seed == MEAN_SEED]
         (suite, version), = st.suites()
         definition = st.suite_definition(suite, version)
     assert suite == "folder-my_photos" and version.startswith("auto-")
-    assert definition["episodes_hash"] and "vqa" in definition["skipped_tasks"]
+    assert definition["episodes_hash"] and "speaker" in definition["skipped_tasks"]
     played = {r.task for r in rows}
-    assert {"listener", "recognition", "identification"} <= played and "vqa" not in played
+    assert {"listener", "recognition", "identification"} <= played and "speaker" not in played
+    listener = next(r for r in rows if r.task == "listener")
+    assert listener.data_record["negatives"].startswith("file:") and listener.data_record["fingerprint"]
     for r in rows:  # the random agent sits at chance: within its 95% CI (or within 0.25 of it on tiny samples)
         assert r.chance is not None and r.episodes_hash == definition["episodes_hash"]
         lo, hi = r.ci[r.primary_metric]
@@ -75,7 +78,7 @@ def test_folder_of_photos_in_one_command(photo_tree, tmp_path, capsys):
 
     assert board_main(["--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "board")]) == 0
     md = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert f"## suite {suite}-{version}" in md and "Tasks not in this suite" in md and "vqa" in md
+    assert f"## suite {suite}-{version}" in md and "Tasks not in this suite" in md and "- speaker: " in md
     assert (tmp_path / "board" / f"chart_{suite}-{version}.png").exists()
 
 
@@ -112,3 +115,16 @@ def test_hf_saved_dataset_with_attributes_gets_every_task(tmp_path):
                                                            "num_episodes": 8})
     assert again.episodes_hash == suite.episodes_hash and again.full_name == suite.full_name
     assert suite.name == "hf-hf"
+
+
+@pytest.mark.slow
+def test_rule_on_photos_is_refused_or_an_oracle(photo_tree, tmp_path, capsys):
+    """The rule baseline reads ground-truth attributes: on photos it is refused, never ranked as a real agent."""
+    rc = eval_main(["agent=rule", *_args(tmp_path, photo_tree)[1:], "board=false"])
+    err = capsys.readouterr().err
+    if rc == 2:
+        assert "oracle" in err and "attributes" in err and "Traceback" not in err
+    else:
+        with ResultStore(tmp_path / "r.sqlite") as st:
+            rows = st.rows(agent="rule")
+        assert rows and all(r.agent_flags.get("oracle") for r in rows)
