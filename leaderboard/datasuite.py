@@ -1,9 +1,9 @@
 """A suite built from a dataset spec (``lewis-eval data=folder:ROOT``): every task the data supports.
 
-Which tasks a dataset supports is decided by the data layer when it says so
-(``lewis_env.data.supported_tasks(dataset) -> {task: None | reason}``); otherwise each task's env is
-built on the data and a task whose env refuses it (no descriptions, no VQA questions, no attributes for
-the rule listener, too few concepts for K ...) is skipped with that refusal as the reason. The suite's
+Each task's env is built on the data with the suite's kwargs (descriptions, negatives, the judging
+listener ...): the env decides, so a user's description database or negatives table counts. A task whose
+env refuses (no descriptions, no attributes for the rule listener, too few concepts for K ...) is skipped
+with the env's refusal, which says what to do, plus the lewis-eval spelling of the fix. The suite's
 episodes hash is computed and recorded, so a rerun is recognised (and resumed) and its numbers repeat.
 """
 
@@ -43,15 +43,6 @@ def env_parameters(env_id: str) -> set[str]:
     return names
 
 
-def _data_says(dataset: Any) -> dict[str, str | None] | None:
-    """The data layer's own answer (task -> None if supported, else the reason), when it provides one."""
-    try:
-        from lewis_env.data import supported_tasks  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return dict(supported_tasks(dataset))
-
-
 def probe_task(suite: Suite, task: str) -> str | None:
     """None when the task's env builds on the suite's data and has episodes, else the reason it cannot."""
     try:
@@ -88,7 +79,7 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
     """(suite over every task ``spec`` supports, with its episodes hash; {skipped task: reason})."""
     from lewis_env.data.registry import load_dataset
 
-    dataset = load_dataset(spec)  # a missing root or an empty tree fails here, naming the path
+    load_dataset(spec)  # a missing root or an empty tree fails here, naming the path
     tasks = {}
     for role, env_id in ENV_IDS.items():
         kwargs: dict[str, Any] = {}
@@ -107,12 +98,9 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
             for spec_ in suite.tasks.values():
                 if key in env_parameters(spec_.env_id):
                     spec_.kwargs[key] = str(auto[key])
-    said = _data_says(dataset)
     skipped: dict[str, str] = {}
     for t in list(tasks):
-        why = said.get(t, "the data layer does not list this task") if said is not None else None
-        if why is None:
-            why = probe_task(suite, t)
+        why = probe_task(suite, t)  # the env with this suite's kwargs (descriptions, negatives ...) decides
         if why is not None:
             skipped[t] = why + _cli_hint(why, auto)
             del suite.tasks[t]
