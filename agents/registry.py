@@ -73,6 +73,7 @@ class BaseAgent:
 #: packages register through the ``lewis_bench.agents`` entry-point group (or ``AGENTS.register``).
 AGENTS: Registry[Callable[..., Agent]] = Registry("agent", ENTRY_POINT_GROUP)
 AGENTS.register("qwen-vl", "agents.qwen:make_qwen_vl")
+AGENTS.register("openai", "agents.api.agent:OpenAIAgent")
 
 
 def register(name: str) -> Callable[[Callable[..., Agent]], Callable[..., Agent]]:

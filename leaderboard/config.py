@@ -251,6 +251,8 @@ def check_agent_kwargs(name: str, kwargs: dict[str, Any]) -> None:
 def check_paths(name: str, kwargs: dict[str, Any]) -> None:
     """A model/weights/adapter path that looks like a path but does not exist is an error before loading."""
     for k in ("model", "adapter", "pretrained", "weights", "descriptions"):
+        if k == "model" and kwargs.get("base_url"):
+            continue  # a model name on an API server (agent=openai), not a local path
         v = kwargs.get(k)
         if isinstance(v, str) and v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().exists():
             raise ConfigError(f"agent.{k}={v!r}: no such file or folder (give an existing local path"

@@ -79,6 +79,7 @@ def create_app(
     max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS,
     max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
     max_queue: int = DEFAULT_MAX_QUEUE,
+    served_model_name: str | None = None,
 ) -> FastAPI:
     """Build the FastAPI app hosting a listener and/or a speaker (see ``agents.service`` for the API).
 
@@ -86,7 +87,9 @@ def create_app(
     a speaker-role Agent or an agent registry name. ``allowed_roots``: folders candidate paths must lie in
     (default: the lewis-bench cache dir; ``[]`` allows inline images only). ``concurrency`` /
     ``acquire_timeout`` / ``batch_size`` default to ``$INFERENCE_CONCURRENCY`` (1),
-    ``$INFERENCE_ACQUIRE_TIMEOUT`` (300 s) and ``$LISTENER_BATCH_SIZE`` (8).
+    ``$INFERENCE_ACQUIRE_TIMEOUT`` (300 s) and ``$LISTENER_BATCH_SIZE`` (8). When the listener or speaker
+    is a Qwen-VL agent, ``/v1/models`` and ``/v1/chat/completions`` serve it as ``served_model_name``
+    (default: its model path or hub id).
     """
     if isinstance(listener, str):
         listener = make_listener(listener, **(listener_kwargs or {}))
@@ -126,25 +129,36 @@ def create_app(
     app.state.service = hosted
     app.add_middleware(RequestGuardMiddleware, max_request_bytes=max_request_bytes, token=token)
 
-    def reply(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"detail": store.redact(message)}, status_code=status, headers=headers)
+    def reply(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        message = store.redact(message)
+        if request.url.path.startswith("/v1/"):  # OpenAI clients read {"error": {"message": ...}}
+            body: dict[str, Any] = {"error": {"message": message, "type": "invalid_request_error"
+                                              if status < 500 else "server_error", "code": status}}
+        else:
+            body = {"detail": message}
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_response(exc.errors())
+        resp = validation_response(exc.errors())
+        if request.url.path.startswith("/v1/"):
+            import json
+
+            return reply(request, 422, json.loads(resp.body)["error"])
+        return resp
 
     @app.exception_handler(ServiceError)
     async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return reply(exc.status, exc.message, exc.headers)
+        return reply(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(BadImageError)
     async def _on_bad_image(request: Request, exc: BadImageError) -> JSONResponse:
-        return reply(422, str(exc))
+        return reply(request, 422, str(exc))
 
     @app.exception_handler(Exception)
     async def _on_model_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request failed")
-        return reply(500, f"model call failed: {type(exc).__name__}: {exc}")
+        return reply(request, 500, f"model call failed: {type(exc).__name__}: {exc}")
 
     @app.get(HEALTH_PATH)
     async def health(request: Request) -> dict[str, Any]:
@@ -193,4 +207,7 @@ def create_app(
         results = await hosted.describe(req.batch, batched=True)
         return BatchDescribeResponse(results=results, took=time.perf_counter() - t0)
 
+    from agents.service.chat import add_chat_routes
+
+    hosted.chat = add_chat_routes(app, hosted, gate, served_model_name)
     return app

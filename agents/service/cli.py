@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a request waits for a model slot before 503 ($INFERENCE_ACQUIRE_TIMEOUT or 300)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="items per model call (default $LISTENER_BATCH_SIZE or 8)")
+    p.add_argument("--served-model-name", default=None,
+                   help="model id of /v1/chat/completions (default: the Qwen agent's model path or hub id)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
@@ -125,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          max_candidates=args.max_candidates, token=args.token, concurrency=args.concurrency,
                          acquire_timeout=args.acquire_timeout, batch_size=args.batch_size,
                          max_image_pixels=args.max_image_pixels, max_request_pixels=args.max_request_pixels,
-                         max_inline_bytes=args.max_inline_bytes, max_queue=args.max_queue)
+                         max_inline_bytes=args.max_inline_bytes, max_queue=args.max_queue,
+                         served_model_name=args.served_model_name)
     except ValueError as exc:
         raise SystemExit(f"lewis-serve: {exc}") from None
     log.info("allowed roots: %s", ", ".join(str(r) for r in app.state.service.store.roots) or "(inline images only)")

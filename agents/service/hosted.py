@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class HostedModels:
                  max_batch: int, max_candidates: int, batch_size: int) -> None:
         self.listener, self.speaker, self.store, self.gate = listener, speaker, store, gate
         self.max_batch, self.max_candidates, self.batch_size = int(max_batch), int(max_candidates), int(batch_size)
+        #: held around every model call: a hosted agent serves one request at a time, with its own settings
+        self.model_lock = threading.Lock()
+        self.chat: Any = None  # the /v1 chat backend, when a Qwen-VL agent is hosted
 
     # -- listener -------------------------------------------------------------------------------
     def check_items(self, items: Sequence[ScoreItem], batched: bool) -> None:
@@ -81,7 +85,8 @@ class HostedModels:
             out: list[ScoreResult] = []
             bs = max(1, self.batch_size)
             for s in range(0, len(descriptions), bs):
-                choices = self.listener.choose_batch(descriptions[s: s + bs], cands[s: s + bs])
+                with self.model_lock:
+                    choices = self.listener.choose_batch(descriptions[s: s + bs], cands[s: s + bs])
                 if len(choices) != len(descriptions[s: s + bs]):
                     raise RuntimeError(f"listener returned {len(choices)} choices for "
                                        f"{len(descriptions[s: s + bs])} items")
@@ -118,7 +123,8 @@ class HostedModels:
         texts: list[str] = []
         bs = max(1, self.batch_size)
         for s in range(0, len(images), bs):
-            got = self.speaker.describe_batch(images[s: s + bs])
+            with self.model_lock:
+                got = self.speaker.describe_batch(images[s: s + bs])
             if len(got) != len(images[s: s + bs]):
                 raise RuntimeError(f"speaker returned {len(got)} texts for {len(images[s: s + bs])} images")
             texts.extend(str(t) for t in got)
@@ -143,4 +149,5 @@ class HostedModels:
             "speaker": None if self.speaker is None else {
                 "name": str(getattr(self.speaker, "name", type(self.speaker).__name__)),
                 "model": model_name(getattr(self.speaker, "agent", self.speaker))},
+            "chat_model": None if self.chat is None else self.chat.served_name,
         }
