@@ -162,6 +162,7 @@ def test_logprob_scores_equal_the_in_process_scores(server, key_env, tiny_path, 
     assert api.flags["score_sources"] == {"logprob": 7, "parsed": 0}
 
 
+@pytest.mark.slow  # (the module's lewis-serve process takes ~20 s to start on 2 cores)
 def test_wrong_key_is_a_clear_error_and_the_key_is_not_an_argument(server, monkeypatch):
     from agents.api.agent import APIAgentError, OpenAIAgent
 
@@ -178,6 +179,7 @@ def test_wrong_key_is_a_clear_error_and_the_key_is_not_an_argument(server, monke
         OpenAIAgent(model="gpt-4o-mini")  # the OpenAI API itself: no key, no agent
 
 
+@pytest.mark.slow
 def test_unknown_model_and_oversized_images_are_4xx(server, key_env):
     import openai
 
@@ -239,36 +241,41 @@ def test_429_with_retry_after_is_honoured(tiny_model_and_processor, key_env):
 
 
 @pytest.mark.slow
-def test_server_dying_mid_run_is_a_clear_error_and_finished_rows_are_kept(tiny_path, key_env, tmp_path):
+def test_server_dying_mid_run_is_a_clear_error_and_finished_rows_are_kept(tiny_model_and_processor, key_env,
+                                                                          tmp_path):
     from agents.api.agent import APIAgentError
+    from agents.qwen.agent import QwenVLAgent
+    from agents.service import create_app
     from leaderboard.evaluate import evaluate
     from leaderboard.store import ResultStore
 
-    srv = start_server(tmp_path, tmp_path / "server.log")
+    model, processor = tiny_model_and_processor
+    app = create_app(speaker=QwenVLAgent(model=model, processor=processor), allowed_roots=[],
+                     served_model_name=SERVED, token=KEY)
+    srv = LiveServer(app).start()
     store = tmp_path / "results.sqlite"
-    kwargs = {"model": SERVED, "base_url": srv.base_url, "max_retries": 1, "top_logprobs": 651}
+    kwargs = {"model": SERVED, "base_url": srv.url + "/v1", "max_retries": 1, "top_logprobs": 651}
     suite = _suite_file(tmp_path)
     import leaderboard.evaluate as ev
 
     real = ev.run_task
     done: list[str] = []
 
-    def run_task(agent, suite_obj, task, seed, **kw):  # the server is killed once two tasks have finished
+    def run_task(agent, suite_obj, task, seed, **kw):  # the server goes away once two tasks have finished
         if len(done) == 2:
-            srv.proc.kill()
-            srv.proc.wait(10)
+            srv.stop()
         out = real(agent, suite_obj, task, seed, **kw)
         done.append(task)
         return out
 
     ev.run_task = run_task
     try:
-        with pytest.raises(APIAgentError, match=f"{srv.base_url}.*could not be reached"):
+        with pytest.raises(APIAgentError, match=f"{srv.url}/v1.*could not be reached"):
             evaluate("openai", str(suite), agent_kwargs=kwargs, seeds=[0], store=store, progress=False,
                      verify=False, n_resamples=10, tasks=["listener", "recognition", "vqa"])
     finally:
         ev.run_task = real
-        stop_server(srv)
+        srv.stop()
     with ResultStore(store) as st:
         kept = {(r.task, r.seed) for r in st.rows()}
     assert {("listener", 0), ("recognition", 0)} <= kept and not any(t == "vqa" for t, _ in kept)
