@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 from PIL import Image
+from typing_extensions import Self
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry", "hubble_deep_field")
 
@@ -89,7 +90,7 @@ class RSSWatch:
             self.peak_sampled = max(self.peak_sampled, self.rss())
             time.sleep(self.period)
 
-    def __enter__(self) -> RSSWatch:
+    def __enter__(self) -> Self:
         self._t.start()
         return self
 

@@ -10,7 +10,7 @@ are compatible with the reference research service (``question``/``candidate_pat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from lewis_env.parsing import split_speaker_output
 
@@ -32,12 +32,12 @@ class ScoreItem:
 
     __pydantic_config__ = _STRICT
 
-    question: Optional[str] = None  # the description the listener reads (reference name)
-    description: Optional[str] = None  # alias of ``question``
-    candidate_paths: Optional[list[str]] = None  # image files under the service's allowed roots
-    candidate_images_b64: Optional[list[str]] = None  # inline images: base64-encoded files (data URLs allowed)
-    candidate_ids: Optional[list[str]] = None  # concept id per candidate
-    candidate_attributes: Optional[list[dict[str, str]]] = None  # ground truth per candidate (rule listener)
+    question: str | None = None  # the description the listener reads (reference name)
+    description: str | None = None  # alias of ``question``
+    candidate_paths: list[str] | None = None  # image files under the service's allowed roots
+    candidate_images_b64: list[str] | None = None  # inline images: base64-encoded files (data URLs allowed)
+    candidate_ids: list[str] | None = None  # concept id per candidate
+    candidate_attributes: list[dict[str, str]] | None = None  # ground truth per candidate (rule listener)
     topk: int = 1  # how many best candidate indices to return in ``topk_indices``
 
     def __post_init__(self) -> None:  # "field: message" errors are reported at that field by the server
@@ -113,8 +113,8 @@ class DescribeItem:
     """One image for the speaker: a path under the allowed roots or an inline base64 file."""
 
     __pydantic_config__ = _STRICT
-    image_path: Optional[str] = None
-    image_b64: Optional[str] = None
+    image_path: str | None = None
+    image_b64: str | None = None
 
     def __post_init__(self) -> None:
         if (self.image_path is None) == (self.image_b64 is None):
@@ -133,9 +133,9 @@ class DescribeResult:
 
     text: str
     description: str
-    thinking: Optional[str] = None
-    coarse: Optional[str] = None
-    detailed: Optional[str] = None
+    thinking: str | None = None
+    coarse: str | None = None
+    detailed: str | None = None
 
     @classmethod
     def from_text(cls, text: str) -> DescribeResult:
@@ -152,6 +152,18 @@ class DescribeResponse(DescribeResult):
 class BatchDescribeResponse:
     results: list[DescribeResult]
     took: float = 0.0
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (where a service may run without a token)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def to_wire(obj: Any) -> dict[str, Any]:
@@ -176,5 +188,5 @@ __all__ = [
     "BATCH_DESCRIBE_PATH", "BATCH_SCORE_PATH", "DESCRIBE_PATH", "HEALTH_PATH", "SCORE_PATH",
     "BatchDescribeRequest", "BatchDescribeResponse", "BatchScoreRequest", "BatchScoreResponse",
     "DescribeItem", "DescribeResponse", "DescribeResult", "ScoreItem", "ScoreResponse", "ScoreResult",
-    "from_wire", "to_wire",
+    "from_wire", "is_loopback", "to_wire",
 ]

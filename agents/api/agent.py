@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import ipaddress
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +30,10 @@ import numpy as np
 
 from agents.api.scores import first_token_logprobs, letter_probabilities, yes_probability
 from agents.qwen.prompts import LETTERS, build_messages, listener_pair_messages, option_letters, to_pil
-from agents.registry import ROLES, BaseAgent
+from agents.registry import ROLES
+from agents.roles import RoleAgent
 from lewis_env.parsing import parse_choice, parse_yes_no
+from lewis_env.wire import is_loopback
 
 LISTENER_MODES = ("score", "text")
 
@@ -72,16 +73,10 @@ def to_openai_messages(messages: Sequence[Mapping[str, Any]], images: Sequence[A
 
 
 def _is_local(base_url: str | None) -> bool:
-    host = urlparse(base_url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urlparse(base_url or "").hostname or "")
 
 
-class OpenAIAgent(BaseAgent):
+class OpenAIAgent(RoleAgent):
     """A chat-completions model as an agent: one request per prompt, ``concurrency`` at a time."""
 
     name = "openai"
@@ -153,8 +148,8 @@ class OpenAIAgent(BaseAgent):
     def _create(self, messages: list[dict[str, Any]], max_tokens: int, logprobs: bool) -> Any:
         import openai
 
-        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=max_tokens,
-                                      temperature=self.temperature)
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                      "temperature": self.temperature}
         if self.seed is not None:
             kwargs["seed"] = self.seed
         if logprobs:
@@ -194,27 +189,6 @@ class OpenAIAgent(BaseAgent):
             return list(pool.map(fn, items))
 
     # -- roles --------------------------------------------------------------------------------
-    def _object_name(self, info: Mapping[str, Any] | None) -> str:
-        return str((info or {}).get("category") or "object")
-
-    def _answer(self, index: int, letters: str | Sequence[str]) -> Any:
-        return int(index) if self.action_mode == "index" else letters[index]
-
-    def act(self, observation: dict[str, Any], info: dict[str, Any] | None = None) -> Any:
-        """One action for one observation of the bound env."""
-        return self.act_batch([observation], [info])[0]
-
-    def act_batch(self, observations: Sequence[dict[str, Any]],
-                  infos: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
-        """Actions for many observations; requests run ``concurrency`` at a time, answers in order."""
-        if self.role is None:
-            raise RuntimeError("call agent.bind(env) before act(); the env tells the agent its role")
-        obs = list(observations)
-        infs: list[Any] = list(infos) if infos is not None else [None] * len(obs)
-        if len(infs) != len(obs):
-            raise ValueError(f"act_batch got {len(obs)} observations but {len(infs)} infos")
-        return getattr(self, f"_act_{self.role}")(obs, infs) if obs else []
-
     def _build(self, o: Mapping[str, Any], info: Any) -> tuple[list, list]:
         return build_messages(self.role, o, object_name=self._object_name(info), system=self.system_prompt)
 

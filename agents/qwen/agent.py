@@ -10,12 +10,13 @@ import numpy as np
 
 from agents.qwen.prompts import LETTERS, build_messages, option_letters, to_pil
 from agents.qwen.vision import fit_image
-from agents.registry import ROLES, BaseAgent
+from agents.registry import ROLES
+from agents.roles import RoleAgent
 
 LISTENER_MODES = ("score", "text")
 
 
-class QwenVLAgent(BaseAgent):
+class QwenVLAgent(RoleAgent):
     """A transformers Qwen-VL model as an agent: generation for the speaker, likelihood scoring elsewhere.
 
     Listener (``listener_mode="score"``): P("Yes") per candidate for "does this description match the image?"
@@ -182,29 +183,6 @@ class QwenVLAgent(BaseAgent):
         return self.scorer.score_candidates(descriptions, candidate_lists, object_names)
 
     # -- roles --------------------------------------------------------------------------------
-    def _object_name(self, info: Mapping[str, Any] | None) -> str:
-        return str((info or {}).get("category") or "object")
-
-    def _answer(self, index: int, letters: str | Sequence[str]) -> Any:
-        return int(index) if self.action_mode == "index" else letters[index]
-
-    def act(self, observation: dict[str, Any], info: dict[str, Any] | None = None) -> Any:
-        """One action for one observation of the bound env."""
-        return self.act_batch([observation], [info])[0]
-
-    def act_batch(self, observations: Sequence[dict[str, Any]],
-                  infos: Sequence[dict[str, Any] | None] | None = None) -> list[Any]:
-        """Actions for many observations: one batched model pass per ``batch_size`` prompts."""
-        if self.role is None:
-            raise RuntimeError("call agent.bind(env) before act(); the env tells the agent its role")
-        obs = list(observations)
-        infs: list[Any] = list(infos) if infos is not None else [None] * len(obs)
-        if len(infs) != len(obs):
-            raise ValueError(f"act_batch got {len(obs)} observations but {len(infs)} infos")
-        if not obs:
-            return []
-        return getattr(self, f"_act_{self.role}")(obs, infs)
-
     def _build(self, obs: Sequence[Mapping[str, Any]], infs: Sequence[Any], **opts: Any) -> tuple[list, list]:
         built = [build_messages(self.role, o, object_name=self._object_name(i), system=self.system_prompt, **opts)
                  for o, i in zip(obs, infs)]

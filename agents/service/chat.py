@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,7 +33,7 @@ CHAT_PATH = "/v1/chat/completions"
 
 class ImageURL(BaseModel):
     url: str
-    detail: Optional[str] = None
+    detail: str | None = None
 
 
 class ContentPart(BaseModel):
@@ -41,8 +41,8 @@ class ContentPart(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: Literal["text", "image_url"]
-    text: Optional[str] = None
-    image_url: Optional[Union[ImageURL, str]] = None
+    text: str | None = None
+    image_url: ImageURL | str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ContentPart:
@@ -56,7 +56,7 @@ class ContentPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant", "developer"]
-    content: Union[str, list[ContentPart]]
+    content: str | list[ContentPart]
 
 
 class ChatRequest(BaseModel):
@@ -65,15 +65,15 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: Optional[int] = Field(None, ge=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
-    temperature: Optional[float] = Field(None, ge=0.0, le=2.0)
-    top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
     logprobs: bool = False
-    top_logprobs: Optional[int] = Field(None, ge=0)
+    top_logprobs: int | None = Field(None, ge=0)
     n: int = Field(1, ge=1, le=1)
     stream: Literal[False] = False
-    tools: Optional[list[Any]] = Field(None, max_length=0)
+    tools: list[Any] | None = Field(None, max_length=0)
 
 
 def find_chat_agent(hosted: HostedModels) -> Any | None:
@@ -191,11 +191,11 @@ class ChatBackend:
                 completion_tokens = len(tok.encode(text, add_special_tokens=False))
                 finish = "length" if completion_tokens >= max_new else "stop"
             else:  # text with per-token logprobs
-                kwargs: dict[str, Any] = dict(max_new_tokens=max_new, do_sample=temperature > 0,
-                                              pad_token_id=tok.pad_token_id, output_logits=True,
-                                              return_dict_in_generate=True)
-                kwargs.update(dict(temperature=temperature, top_p=top_p) if temperature > 0
-                              else dict(temperature=None, top_p=None, top_k=None))
+                kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0,
+                                              "pad_token_id": tok.pad_token_id, "output_logits": True,
+                                              "return_dict_in_generate": True}
+                kwargs.update({"temperature": temperature, "top_p": top_p} if temperature > 0
+                              else {"temperature": None, "top_p": None, "top_k": None})
                 with torch.inference_mode():
                     gen = agent.model.generate(**batch, **kwargs)
                 ids = [int(t) for t in gen.sequences[0, prompt_tokens:]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -17,8 +16,13 @@ from agents.service.app import (
     DEFAULT_MAX_REQUEST_BYTES,
     create_app,
 )
-from agents.service.images import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_INLINE_BYTES, DEFAULT_MAX_REQUEST_PIXELS
+from agents.service.images import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_INLINE_BYTES,
+    DEFAULT_MAX_REQUEST_PIXELS,
+)
 from lewis_env.listeners.base import make_listener
+from lewis_env.wire import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +42,6 @@ def parse_kv(pairs: Sequence[str], flag: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from typing_extensions import Self
 
 from agents.service.errors import ServiceError
 
@@ -186,7 +187,7 @@ class RequestImages:
         self.pixels = 0
         self._digests: list[str] = []
 
-    def __enter__(self) -> RequestImages:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

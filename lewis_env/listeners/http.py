@@ -30,10 +30,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from typing_extensions import Self
 
 from lewis_env.data.types import ImageRef
 from lewis_env.listeners.base import Choice
-from lewis_env.wire import BATCH_SCORE_PATH, HEALTH_PATH, SCORE_PATH, BatchScoreResponse, ScoreItem, from_wire, to_wire
+from lewis_env.wire import (
+    BATCH_SCORE_PATH,
+    HEALTH_PATH,
+    SCORE_PATH,
+    BatchScoreResponse,
+    ScoreItem,
+    from_wire,
+    to_wire,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +179,7 @@ class HTTPListener:
         """Close the pooled connection."""
         self._drop_client()
 
-    def __enter__(self) -> HTTPListener:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,7 +320,7 @@ class HTTPListener:
             done = sum(a is not None for a in out)
             exc.partial = out
             if done:
-                exc.args = (f"{exc.args[0]} ({done} of {len(out)} items were answered and are kept: calling "
-                            "choose_batch again with the same items sends only the rest)",)
+                exc.args = ((f"{exc.args[0]} ({done} of {len(out)} items were answered and are kept: calling "
+                            "choose_batch again with the same items sends only the rest)"),)
             raise
         return [a for a in out if a is not None]

@@ -24,7 +24,7 @@ import yaml
 
 pytest.importorskip("openai")
 
-from tests.agents.serve_helpers import LiveServer, free_port  # noqa: E402
+from tests.agents.serve_helpers import LiveServer, free_port
 
 KEY = f"sk-lewis-test-{uuid.uuid4().hex}"
 SERVED = "tiny-qwen"
@@ -279,3 +279,37 @@ def test_server_dying_mid_run_is_a_clear_error_and_finished_rows_are_kept(tiny_m
     with ResultStore(store) as st:
         kept = {(r.task, r.seed) for r in st.rows()}
     assert {("listener", 0), ("recognition", 0)} <= kept and not any(t == "vqa" for t, _ in kept)
+
+
+@pytest.mark.slow
+def test_served_adapter_is_the_model_answering(tiny_path, tmp_path, key_env, rng):
+    """A LoRA adapter loaded by the hosted agent is what /v1/chat/completions scores with."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+
+    from agents.api.agent import OpenAIAgent
+    from agents.qwen.agent import QwenVLAgent
+    from agents.qwen.loading import load_model
+    from agents.service import create_app
+
+    lora = get_peft_model(load_model(tiny_path, dtype="float32", device="cpu"),
+                          LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    lora.save_pretrained(tmp_path / "adapter")
+    tuned = QwenVLAgent(model=str(tiny_path), adapter=str(tmp_path / "adapter"), dtype="float32", device="cpu")
+    plain = QwenVLAgent(model=str(tiny_path), dtype="float32", device="cpu")
+    obs = [{"reference": rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8),
+            "query": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)} for _ in range(3)]
+    with LiveServer(create_app(speaker=tuned, allowed_roots=[], served_model_name="tuned", token=KEY)) as srv:
+        api = _bind(OpenAIAgent(model="tuned", base_url=srv.url + "/v1", top_logprobs=651), "recognition")
+        p_api = api.yes_probability(obs, [None] * 3)
+    _bind(plain, "recognition")
+    _bind(tuned, "recognition")  # (the service had bound it as its speaker)
+    p_tuned = tuned.yes_probability(obs, [None] * 3)
+    p_plain = plain.yes_probability(obs, [None] * 3)
+    assert np.max(np.abs(p_api - p_tuned)) < 1e-4 and np.max(np.abs(p_api - p_plain)) > 1e-3

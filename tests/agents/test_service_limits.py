@@ -15,7 +15,14 @@ from PIL import Image
 
 from agents.service import create_app
 from lewis_env.listeners.http import DEFAULT_RETRY_BUDGET_S, HTTPListener, ListenerServiceError
-from tests.agents.serve_helpers import LiveServer, PixelListener, SlowListener, WordListener, color_refs, write_color_images
+from tests.agents.serve_helpers import (
+    LiveServer,
+    PixelListener,
+    SlowListener,
+    WordListener,
+    color_refs,
+    write_color_images,
+)
 
 ORDER = ["red", "green", "blue", "yellow"]
 

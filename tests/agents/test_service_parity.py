@@ -36,7 +36,7 @@ class ScriptedSpeaker:
     def __init__(self, script: Sequence[str]) -> None:
         self.script, self.i = list(script), 0
 
-    def describe_batch(self, images):  # noqa: ANN001
+    def describe_batch(self, images):
         out = []
         for _ in images:
             out.append(self.script[self.i % len(self.script)])
@@ -50,10 +50,10 @@ class RecordingListener:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def choose(self, description, candidates):  # noqa: ANN001
+    def choose(self, description, candidates):
         return self.choose_batch([description], [candidates])[0]
 
-    def choose_batch(self, descriptions, candidates):  # noqa: ANN001
+    def choose_batch(self, descriptions, candidates):
         self.seen.extend(descriptions)
         return [(0, [1.0] + [0.0] * (len(c) - 1)) for c in candidates]
 
