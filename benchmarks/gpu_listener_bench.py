@@ -1,20 +1,28 @@
-"""Listener scoring benchmark: naive G×K forwards vs the shared image prefix, on a random-init Qwen2-VL.
+"""Listener scoring benchmark: the plain batched forward vs ours (keyed prefixes, cache), same model, same run.
 
-    python benchmarks/gpu_listener_bench.py --size 2b          # Qwen2-VL-2B dims, bf16, CUDA
-    python benchmarks/gpu_listener_bench.py --size tiny --device cpu --dtype float32
+    python benchmarks/gpu_listener_bench.py                        # 8x4 and 16x8x4, Qwen2-VL-2B dims, bf16
+    python benchmarks/gpu_listener_bench.py --shapes 16x8x4 --json OUT.json
+    python benchmarks/gpu_listener_bench.py --size tiny --device cpu --image-size 112 --shapes 1x8x4   # smoke
 
-Needs only torch, transformers and this repo (no network, no weights): the model has random weights at
-Qwen2-VL-2B dimensions and the offline tiny tokenizer. Prints, per method, median seconds per call (G
-descriptions × K candidates), pairs per second and peak GPU memory, plus the max |P_shared - P_naive|.
+A shape PxGxK is P prompts (episodes), each with G descriptions (a GRPO group) scored against its own K
+candidate images: P*G*K pairs, P*K distinct images, through ``score_candidates`` as the GRPO reward does.
+Candidates are crops of real photographs (scikit-image's sample images) resized to ``--image-size``.
+The model has random weights at Qwen2-VL-2B dimensions; ``--logit-scale`` multiplies the final norm so
+that P(Yes) spreads over (0, 1) instead of sitting near 0.4 (a stricter check of ours against plain).
+Figures per shape: plain (naive: one full forward per pair, ``--batch-size`` rows at a time), ours with the
+prefix cache cold (cleared before every call) and warm (every prefix cached), as pairs/s, ratio to plain,
+peak extra GPU memory, cache hits, and max |P_ours - P_plain|.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -27,22 +35,51 @@ DESCRIPTIONS = [
     "A wide yellow book with a cross on the cover, plain otherwise, and fairly small compared with the rest.",
     "An orange lamp.",
     "A black clock with pink stripes and a round face.",
+    "A person in a white space suit holding a helmet.",
+    "A ginger cat lying down, looking at the camera.",
+    "A cup of coffee on a saucer seen from above.",
+    "A rocket on its launch pad under a clear sky.",
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Time both scoring paths and print the figures."""
+def photo_crops(n: int, size: int, seed: int = 0) -> list[Any]:
+    """``n`` distinct (size, size, 3) uint8 crops of scikit-image's sample photographs."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    photos = []
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field"):
+        try:
+            arr = np.asarray(getattr(data, name)())[..., :3]
+            photos.append(arr)
+        except Exception:  # noqa: BLE001 - some sample images need a download; use those that ship
+            continue
+    if not photos:
+        raise SystemExit("no scikit-image sample photographs available")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        p = photos[i % len(photos)]
+        h, w = p.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.5, 1.0))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        out.append(np.asarray(Image.fromarray(p[y:y + side, x:x + side]).resize((size, size), Image.BICUBIC)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Time plain vs ours (cold, warm) for each shape; print a table and return the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=["tiny", "2b"], default="2b")
-    ap.add_argument("--g", type=int, default=8, help="descriptions (GRPO group size)")
-    ap.add_argument("--k", type=int, default=4, help="candidate images")
-    ap.add_argument("--image-size", type=int, default=448, help="candidate image side in pixels")
-    ap.add_argument("--batch-size", type=int, default=8, help="rows per forward in both paths")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--shapes", nargs="+", default=["1x8x4", "16x8x4"], help="PxGxK: prompts x descriptions x candidates")
+    ap.add_argument("--image-size", type=int, default=448)
+    ap.add_argument("--batch-size", type=int, default=32, help="rows per forward of the plain path")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--logit-scale", type=float, default=8.0)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
-    args = ap.parse_args(argv)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
 
     import numpy as np
     import torch
@@ -50,55 +87,84 @@ def main(argv: list[str] | None = None) -> int:
     from agents.qwen.scoring import YesNoScorer
     from agents.tiny import random_qwen2vl
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        ap.error("CUDA is not available; pass --device cpu (and --size tiny)")
-    dtype = getattr(torch, args.dtype)
-    pixels = args.image_size * args.image_size
-    t0 = time.perf_counter()
-    model, processor = random_qwen2vl(args.size, dtype=dtype, device=args.device, min_pixels=pixels, max_pixels=pixels,
-                                      attn_implementation=args.attn)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: Qwen2-VL random init, size={args.size}, {n_params / 1e9:.2f} B params, {args.dtype}, "
-          f"{args.device}, attn={args.attn}, built in {time.perf_counter() - t0:.1f} s")
-    rng = np.random.default_rng(0)
-    images = list(rng.integers(0, 256, (args.k, args.image_size, args.image_size, 3), dtype=np.uint8))
-    descs = [DESCRIPTIONS[i % len(DESCRIPTIONS)] + ("" if i < len(DESCRIPTIONS) else f" ({i})") for i in range(args.g)]
-    grid = processor.image_processor(images=[images[0]], return_tensors="pt")["image_grid_thw"][0]
-    print(f"G={args.g} descriptions x K={args.k} candidates, image {args.image_size}px -> "
-          f"{int(grid.prod()) // 4} image tokens, batch_size={args.batch_size}")
-
-    cuda = args.device.startswith("cuda")
+    cuda = a.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("CUDA is not available; pass --device cpu --size tiny for a smoke run")
+    px = a.image_size ** 2
+    model, processor = random_qwen2vl(a.size, dtype=torch.bfloat16 if cuda else torch.float32, device=a.device,
+                                      min_pixels=px, max_pixels=px)
+    with torch.no_grad():
+        model.model.language_model.norm.weight.mul_(a.logit_scale)
+    print(f"model: Qwen2-VL random init, size={a.size}, {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B "
+          f"params, {next(model.parameters()).dtype}, {torch.cuda.get_device_name(0) if cuda else 'cpu'}, "
+          f"torch {torch.__version__}, logit scale {a.logit_scale}")
 
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize()
 
-    results = {}
-    for method in ("naive", "shared"):
-        scorer = YesNoScorer(model, processor, method=method, batch_size=args.batch_size, object_name="object")
-        scorer.yes_probabilities(descs, images)  # warm-up
+    def timed(fn: Any, before: Any = None) -> tuple[float, float, Any]:
+        times, out = [], None
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated() if cuda else 0
-        times = []
-        for _ in range(args.repeats):
+        for _ in range(a.repeats):
+            if before is not None:
+                before()
             sync()
             t = time.perf_counter()
-            probs = scorer.yes_probabilities(descs, images)
+            out = fn()
             sync()
             times.append(time.perf_counter() - t)
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else float("nan")
-        med = statistics.median(times)
-        results[method] = probs
-        print(f"{method:>6}: {med:.4f} s/call (min {min(times):.4f}), {args.g * args.k / med:.1f} pairs/s, "
-              f"peak extra GPU memory {peak:.0f} MiB")
-        results[method + "_s"] = med
-    diff = float(np.abs(results["naive"] - results["shared"]).max())
-    print(f"speedup shared vs naive: {results['naive_s'] / results['shared_s']:.2f}x")
-    print(f"max |P_shared - P_naive| = {diff:.2e}  (P range {results['naive'].min():.3f}..{results['naive'].max():.3f})")
-    return 0
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**30 if cuda else float("nan")
+        return statistics.median(times), peak, out
+
+    rows = []
+    for shape in a.shapes:
+        p, g, k = (int(x) for x in shape.lower().split("x"))
+        images = photo_crops(p * k, a.image_size, seed=p * 100 + k)
+        cand = [images[i * k:(i + 1) * k] for i in range(p) for _ in range(g)]
+        descs = [DESCRIPTIONS[(i * 5 + j) % len(DESCRIPTIONS)] for i in range(p) for j in range(g)]
+        pairs = p * g * k
+        plain = YesNoScorer(model, processor, method="naive", batch_size=a.batch_size)
+        ours = YesNoScorer(model, processor, method="shared")
+        plain.score_candidates(descs[:g], cand[:g])  # warm-up (kernels, allocator)
+        ours.score_candidates(descs[:g], cand[:g])
+        ours.cache.clear()
+        t_plain, m_plain, ref = timed(lambda: plain.score_candidates(descs, cand))
+        t_cold, m_cold, cold = timed(lambda: ours.score_candidates(descs, cand), before=ours.cache.clear)
+        ours.score_candidates(descs, cand)  # fill the cache
+        hits0 = ours.cache.hits
+        t_warm, m_warm, warm = timed(lambda: ours.score_candidates(descs, cand))
+        hits = (ours.cache.hits - hits0) / a.repeats
+        ref, cold, warm = np.array(ref), np.array(cold), np.array(warm)
+        r = {"shape": shape, "pairs": pairs, "distinct_images": p * k,
+             "plain_pairs_s": pairs / t_plain, "cold_pairs_s": pairs / t_cold, "warm_pairs_s": pairs / t_warm,
+             "cold_ratio": t_plain / t_cold, "warm_ratio": t_plain / t_warm,
+             "plain_peak_gib": m_plain, "cold_peak_gib": m_cold, "warm_peak_gib": m_warm,
+             "warm_hits_per_call": hits, "cache": ours.cache_stats(),
+             "max_abs_dp_cold": float(np.abs(cold - ref).max()), "max_abs_dp_warm": float(np.abs(warm - ref).max()),
+             "p_min": float(ref.min()), "p_max": float(ref.max()), "p_std": float(ref.std())}
+        rows.append(r)
+        print(f"[listener] {shape}: plain {r['plain_pairs_s']:.0f} pairs/s | ours cold {r['cold_pairs_s']:.0f} "
+              f"({r['cold_ratio']:.2f}x) | warm {r['warm_pairs_s']:.0f} ({r['warm_ratio']:.2f}x), "
+              f"{hits:.0f}/{p * k} prefixes from cache | max|dP| cold {r['max_abs_dp_cold']:.2e} warm "
+              f"{r['max_abs_dp_warm']:.2e} (P {r['p_min']:.3f}..{r['p_max']:.3f}, sd {r['p_std']:.3f}) | "
+              f"peak GiB plain {m_plain:.2f} cold {m_cold:.2f} warm {m_warm:.2f}", flush=True)
+        del plain, ours
+    print("\n| shape | pairs | plain pairs/s | ours cold | ours warm | cold ratio | warm ratio | max abs dP | "
+          "peak GiB plain / cold / warm |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['shape']} | {r['pairs']} | {r['plain_pairs_s']:.0f} | {r['cold_pairs_s']:.0f} | "
+              f"{r['warm_pairs_s']:.0f} | {r['cold_ratio']:.2f}x | {r['warm_ratio']:.2f}x | "
+              f"{max(r['max_abs_dp_cold'], r['max_abs_dp_warm']):.1e} | {r['plain_peak_gib']:.1f} / "
+              f"{r['cold_peak_gib']:.1f} / {r['warm_peak_gib']:.1f} |")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+    return {"rows": rows}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -3,15 +3,15 @@
 The reference listener asks, for each (description, candidate image) pair, "Does the description match
 the <object> in the image? ... Answer yes or no." and reads P(Yes) = softmax over the "Yes"/"No" logits at
 the answer position. Scoring G descriptions against K candidates naively costs G×K full forwards, each
-re-encoding the image. The shared-prefix path runs the prompt up to the description once per distinct
-image (vision tower + image tokens, ``use_cache=True``), then scores all descriptions of that image by
-continuing from a batch-expanded copy of the KV cache, with explicit M-RoPE position ids.
+re-encoding the image. The shared-prefix path keys each distinct image once (or takes the caller's keys),
+runs the prompt up to the description once per distinct image in one batched forward (M-RoPE positions
+computed directly for the fixed-size image) and keeps that prefix KV in a memory-bounded cache across
+calls (``agents.qwen.prefix_cache``). All (image, description) rows then continue from their image's
+prefix in one pass, and only the Yes/No rows of the output head are computed.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,36 +48,60 @@ def yes_probability_from_logits(logits: Any, yes_ids: Sequence[int], no_ids: Seq
     return torch.sigmoid(yes - no)
 
 
-def _image_key(image: Any) -> str:
-    """A content key for grouping identical candidate images (path for ImageRefs, pixel hash otherwise)."""
-    path = getattr(image, "path", None)
-    if path is not None and hasattr(image, "concept_id"):
-        return f"path:{path}"
-    if isinstance(image, str):
-        return f"path:{image}"
-    arr = np.asarray(to_pil(image))
-    return "px:" + hashlib.blake2b(arr.tobytes() + str(arr.shape).encode(), digest_size=16).hexdigest()
+def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
+    """(keys, values) per layer of a transformers cache (``layers`` API, or the older key/value lists)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
 
 
-def _rope_module(model: Any) -> Any:
-    """The inner Qwen2-VL module that owns ``get_rope_index`` (works through peft wrappers)."""
-    for module in model.modules():
-        if hasattr(module, "get_rope_index") and hasattr(module, "language_model"):
-            return module
-    raise TypeError(f"{type(model).__name__} has no Qwen2-VL get_rope_index; shared-prefix scoring needs Qwen2-VL")
+def _base_model(model: Any) -> Any:
+    """The transformers model under any peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _needs_fit(image: Any, processor: Any) -> bool:
+    """False when qwen-vl-utils' resize would keep the image's size (sides on the patch grid, inside the budget)."""
+    try:
+        from qwen_vl_utils import smart_resize
+    except ImportError:
+        return False
+    from agents.qwen.vision import pixel_budget
+
+    shape = np.shape(image) if not hasattr(image, "size") or isinstance(image, np.ndarray) else image.size[::-1]
+    h, w = int(shape[0]), int(shape[1])
+    ip = getattr(processor, "image_processor", processor)
+    factor = int(getattr(ip, "patch_size", 14) or 14) * int(getattr(ip, "merge_size", 2) or 2)
+    lo, hi = pixel_budget(processor)
+    kw = {k: v for k, v in (("min_pixels", lo), ("max_pixels", hi)) if v}
+    return tuple(smart_resize(h, w, factor=factor, **kw)) != (h, w)
 
 
 class YesNoScorer:
     """Scores (description, image) pairs by P("Yes") with one model; ``method`` picks naive or shared-prefix."""
 
     def __init__(self, model: Any, processor: Any, method: str = "shared", batch_size: int = 8,
-                 object_name: str = "object") -> None:
+                 object_name: str = "object", cache_bytes: int | None = None, prefix_batch: int = 32,
+                 rows_per_pass: int | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"scoring method must be one of {METHODS}, got {method!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.processor = model, processor
         self.method, self.batch_size, self.object_name = method, int(batch_size), object_name
+        if prefix_batch < 1 or (rows_per_pass is not None and rows_per_pass < 1):
+            raise ValueError(f"prefix_batch and rows_per_pass must be >= 1, got {prefix_batch}, {rows_per_pass}")
+        import torch
+
+        from agents.qwen.prefix_cache import PrefixCache, default_cache_bytes
+
+        self._torch = torch
+        self.prefix_batch, self.rows_per_pass = int(prefix_batch), rows_per_pass
+        # per-image prefix KV, across calls; cache_bytes=0 turns it off, None sizes it to the device
+        size = default_cache_bytes(self.device) if cache_bytes is None else int(cache_bytes)
+        self.cache: PrefixCache | None = PrefixCache(size) if size > 0 and method == "shared" else None
+        self._template_memo: dict[str, tuple[str, str, str]] = {}
+        self._prefix_memo: dict[Any, Any] = {}
         tok = processor.tokenizer
         self.yes_ids = answer_token_ids(tok, YES_VARIANTS)
         self.no_ids = answer_token_ids(tok, NO_VARIANTS)
@@ -124,85 +148,208 @@ class YesNoScorer:
             tok.padding_side = old_side
         return out
 
-    # -- shared prefix: one prefix forward per image, descriptions continue from its KV cache --
+    # -- shared prefix: one prefix forward per distinct image (cached), one pass for all descriptions --
     def _split_prompt(self, description: str, object_name: str | None) -> tuple[str, str]:
         text = self._prompt_text(description, object_name)
         cut = text.index(DESCRIPTION_MARKER) + len(DESCRIPTION_MARKER)
         return text[:cut], text[cut:]
 
-    def _shared_images(self, images: Sequence[Any], descriptions: Sequence[Sequence[str]],
-                       object_name: str | None) -> list[np.ndarray]:
-        """P(Yes) of ``descriptions[i]`` against ``images[i]``; all images must have the same pixel size.
+    def _templates(self, object_name: str | None) -> tuple[str, str, str]:
+        """(prefix text, text before the description, text after it) of the scoring prompt, rendered once."""
+        name = object_name or self.object_name
+        if name not in self._template_memo:
+            probe = "\x00"
+            prefix, suffix = self._split_prompt(probe, name)
+            before, after = suffix.split(probe, 1)
+            self._template_memo[name] = (prefix, before, after)
+        return self._template_memo[name]
 
-        One batched prefix forward per ``batch_size`` images; then rows (image, description) of several
-        images share each continuation forward, every row continuing from its own image's cached prefix.
-        """
+    def _prefix_ids(self, prefix_text: str, grid: tuple[int, int, int]) -> tuple[Any, Any, int]:
+        """Token ids (image tokens expanded), M-RoPE positions and next position of one prefix, memoised."""
+        key = (prefix_text, grid)
+        if key not in self._prefix_memo:
+            from agents.qwen.positions import single_image_positions
+
+            tok = self.processor.tokenizer
+            ip = self.processor.image_processor
+            merge = int(getattr(ip, "merge_size", 2) or 2)
+            image_token = getattr(self.processor, "image_token", "<|image_pad|>")
+            n = grid[0] * grid[1] * grid[2] // merge ** 2
+            ids = tok.encode(prefix_text.replace(image_token, image_token * n), add_special_tokens=False)
+            image_id = tok.convert_tokens_to_ids(image_token)
+            pos, nxt = single_image_positions(ids, image_id, grid, merge)
+            self._prefix_memo[key] = (self._torch.tensor(ids, dtype=self._torch.long), pos, nxt)
+        return self._prefix_memo[key]
+
+    def _pixels(self, images: Sequence[Any]) -> dict[str, Any]:
+        """pixel_values and image_grid_thw of same-size images (on the GPU's fast image processor when it can)."""
+        ip = self.processor.image_processor
+        try:
+            out = ip(images=list(images), return_tensors="pt", device=str(self.device))
+        except (TypeError, ValueError):  # slow (PIL) image processors take no device
+            out = ip(images=list(images), return_tensors="pt")
+        return {"pixel_values": out["pixel_values"].to(self.device, next(self.model.parameters()).dtype),
+                "image_grid_thw": out["image_grid_thw"].to(self.device)}
+
+    def _encode_prefixes(self, images: Sequence[Any], prefix_text: str) -> list[Any]:
+        """PrefixEntry (KV cache + next position) for each image, in order; one forward per size and chunk."""
         import torch
 
-        prefix_text, _ = self._split_prompt("x", object_name)
+        from agents.qwen.prefix_cache import PrefixEntry
+
+        torch_images = [fit_image(to_pil(im), self.processor) if _needs_fit(im, self.processor) else im
+                        for im in images]
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, im in enumerate(torch_images):
+            by_size.setdefault(tuple(np.shape(im)[:2]) if not hasattr(im, "mode") else im.size[::-1], []).append(i)
+        out: list[Any] = [None] * len(images)
+        base = _base_model(self.model)
+        for idxs in by_size.values():
+            for s in range(0, len(idxs), self.prefix_batch):
+                chunk = idxs[s:s + self.prefix_batch]
+                pix = self._pixels([np.asarray(to_pil(torch_images[i])) if hasattr(torch_images[i], "concept_id")
+                                    else torch_images[i] for i in chunk])
+                grid = tuple(int(x) for x in pix["image_grid_thw"][0])
+                ids, pos, nxt = self._prefix_ids(prefix_text, grid)
+                n = len(chunk)
+                with torch.inference_mode():
+                    cache = base.model(input_ids=ids.to(self.device).expand(n, -1),
+                                       attention_mask=torch.ones(n, len(ids), dtype=torch.long, device=self.device),
+                                       position_ids=pos.to(self.device)[:, None, :].expand(3, n, -1),
+                                       use_cache=True, **pix).past_key_values
+                    kv = torch.stack([torch.stack([k, v]) for k, v in _cache_layers(cache)])  # (L, 2, n, H, P, D)
+                for j, i in enumerate(chunk):
+                    out[i] = PrefixEntry(kv=kv[:, :, j].clone(), next_pos=nxt)
+                del cache, kv
+        return out
+
+    def _rows_per_pass(self, prefix_bytes: int, width: int) -> int:
+        """Continuation rows per forward: ``rows_per_pass``, else what a third of free GPU memory holds."""
+        if self.rows_per_pass is not None:
+            return self.rows_per_pass
+        if self.device.type != "cuda":
+            return 64
+        free, _ = self._torch.cuda.mem_get_info(self.device)
+        cfg = getattr(self.model.config, "text_config", None) or self.model.config
+        per_row = 2.5 * prefix_bytes + width * int(cfg.intermediate_size) * 8
+        return max(1, int(free / 3 // per_row))
+
+    def _continue(self, entries: Sequence[Any], rows: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
+        """P(Yes) of each row (index into ``entries``, suffix token ids), continuing from that entry's prefix KV."""
+        import torch
+        from transformers import DynamicCache
+
+        base = _base_model(self.model)
+        lm = base.model.language_model
+        answer = base.lm_head.weight[list(self.yes_ids) + list(self.no_ids)]  # only the logits the answer needs
+        n_yes = len(self.yes_ids)
         tok = self.processor.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-        rope = _rope_module(self.model)
-        results = [np.zeros(len(d), dtype=np.float64) for d in descriptions]
-        for s in range(0, len(images), self.batch_size):
-            group = list(range(s, min(s + self.batch_size, len(images))))
-            prefix = self._to_device(self.processor(text=[prefix_text] * len(group),
-                                                    images=[fit_image(to_pil(images[i]), self.processor)
-                                                            for i in group], return_tensors="pt"))
+        stacked = torch.stack([e.kv for e in entries], dim=2)  # (L, 2, images, H, P, D)
+        plen = stacked.shape[-2]
+        next_pos = torch.tensor([e.next_pos for e in entries], dtype=torch.long)
+        out = np.zeros(len(rows), dtype=np.float64)
+        width_all = max(len(ids) for _, ids in rows)
+        step = self._rows_per_pass(entries[0].nbytes, width_all)
+        for r in range(0, len(rows), step):
+            chunk = rows[r:r + step]
+            n, width = len(chunk), max(len(ids) for _, ids in chunk)
+            ids = torch.full((n, width), pad_id, dtype=torch.long)
+            mask = torch.ones((n, plen + width), dtype=torch.long)
+            pos = torch.zeros((n, width), dtype=torch.long)
+            src = torch.tensor([e for e, _ in chunk], dtype=torch.long)
+            for q, (e, toks) in enumerate(chunk):  # left padding inside the suffix: every row ends at -1
+                k = len(toks)
+                ids[q, width - k:] = torch.tensor(toks, dtype=torch.long)
+                mask[q, plen:plen + width - k] = 0
+                pos[q, width - k:] = torch.arange(k)
+            pos = (pos + next_pos[src][:, None]).to(self.device)[None].expand(3, -1, -1)
+            kv = stacked.index_select(2, src.to(self.device))
+            cache = DynamicCache()
+            for layer in range(kv.shape[0]):
+                cache.update(kv[layer, 0], kv[layer, 1], layer)
             with torch.inference_mode():
-                pos, _ = rope.get_rope_index(prefix["input_ids"], image_grid_thw=prefix.get("image_grid_thw"),
-                                             video_grid_thw=None, attention_mask=prefix["attention_mask"],
-                                             mm_token_type_ids=prefix["mm_token_type_ids"])
-                cache = self.model(**prefix, position_ids=pos, use_cache=True).past_key_values
-            plen = prefix["input_ids"].shape[1]
-            next_pos = pos.amax(dim=(0, 2)) + 1  # (n_images,): text after the prefix continues from here
-            rows = [(g, j, tok.encode(self._split_prompt(d, object_name)[1], add_special_tokens=False))
-                    for g, i in enumerate(group) for j, d in enumerate(descriptions[i])]
-            for r in range(0, len(rows), self.batch_size):
-                chunk = rows[r:r + self.batch_size]
-                n, width = len(chunk), max(len(e) for _, _, e in chunk)
-                ids = torch.full((n, width), pad_id, dtype=torch.long)
-                mask = torch.zeros((n, plen + width), dtype=torch.long)
-                mask[:, :plen] = 1
-                for q, (_, _, e) in enumerate(chunk):  # right padding: real tokens never attend to later pads
-                    ids[q, :len(e)] = torch.tensor(e, dtype=torch.long)
-                    mask[q, plen:plen + len(e)] = 1
-                src = torch.tensor([g for g, _, _ in chunk], device=next_pos.device)
-                positions = (next_pos[src].view(1, n, 1) + torch.arange(width, device=next_pos.device)).expand(3, n, -1)
-                kv = cache if r + self.batch_size >= len(rows) else copy.deepcopy(cache)
-                kv.batch_select_indices(src)  # each row gets (a copy of) its image's prefix cache
-                with torch.inference_mode():
-                    logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                        position_ids=positions.to(self.device), past_key_values=kv,
-                                        use_cache=True).logits
-                last = torch.tensor([len(e) - 1 for _, _, e in chunk], device=logits.device)
-                probs = yes_probability_from_logits(logits[torch.arange(n, device=logits.device), last],
-                                                    self.yes_ids, self.no_ids).cpu().numpy()
-                for (g, j, _), p in zip(chunk, probs):
-                    results[group[g]][j] = p
-        return results
+                hidden = lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos,
+                            past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                logits = (hidden @ answer.T).float()
+                p = torch.sigmoid(torch.logsumexp(logits[:, :n_yes], -1) - torch.logsumexp(logits[:, n_yes:], -1))
+            out[r:r + n] = p.cpu().numpy()
+            del cache, kv
+        return out
+
+    def _shared_pairs(self, pairs: Sequence[tuple[str, Any]], object_name: str | None,
+                      keys: Sequence[str] | None) -> np.ndarray:
+        """P(Yes) per pair: distinct images keyed once, prefixes from the cache or encoded in one batch each."""
+        from agents.qwen.prefix_cache import image_key, model_fingerprint
+
+        prefix_text, before, after = self._templates(object_name)
+        memo: dict[int, str] = {}  # the same image object is keyed once per call
+
+        def key_of(i: int) -> str:
+            if keys is not None:
+                return str(keys[i])
+            im = pairs[i][1]
+            if id(im) not in memo:
+                memo[id(im)] = image_key(im)
+            return memo[id(im)]
+
+        slot_of: dict[str, int] = {}
+        first: list[Any] = []
+        pair_slot = []
+        for i in range(len(pairs)):
+            k = key_of(i)
+            if k not in slot_of:
+                slot_of[k] = len(first)
+                first.append(pairs[i][1])
+            pair_slot.append(slot_of[k])
+        fp = model_fingerprint(self.model)
+        entries: list[Any] = [None] * len(first)
+        missing = []
+        for k, slot in slot_of.items():
+            hit = self.cache.get((fp, prefix_text, k)) if self.cache is not None else None
+            if hit is None:
+                missing.append((k, slot))
+            else:
+                entries[slot] = hit
+        if missing:
+            for (k, slot), e in zip(missing, self._encode_prefixes([first[s] for _, s in missing], prefix_text)):
+                entries[slot] = e
+                if self.cache is not None:
+                    self.cache.put((fp, prefix_text, k), e)
+        texts = sorted({d for d, _ in pairs})
+        enc = dict(zip(texts, self.processor.tokenizer([before + d + after for d in texts],
+                                                       add_special_tokens=False)["input_ids"]))
+        out = np.zeros(len(pairs), dtype=np.float64)
+        by_len: dict[int, list[int]] = {}  # prefixes of one length continue in one pass
+        for slot, e in enumerate(entries):
+            by_len.setdefault(int(e.kv.shape[-2]), []).append(slot)
+        for slots in by_len.values():
+            local = {s: j for j, s in enumerate(slots)}
+            idx = [i for i in range(len(pairs)) if pair_slot[i] in local]
+            probs = self._continue([entries[s] for s in slots], [(local[pair_slot[i]], enc[pairs[i][0]]) for i in idx])
+            out[idx] = probs
+        return out
 
     # -- public -------------------------------------------------------------------------------
-    def pair_probabilities(self, pairs: Sequence[tuple[str, Any]], object_name: str | None = None) -> np.ndarray:
-        """P(Yes) for each (description, image) pair, in order."""
+    def pair_probabilities(self, pairs: Sequence[tuple[str, Any]], object_name: str | None = None,
+                           image_keys: Sequence[str] | None = None) -> np.ndarray:
+        """P(Yes) for each (description, image) pair, in order.
+
+        ``image_keys`` (one per pair, optional): content keys the caller already has (episode image ids);
+        without them each distinct image object is hashed once.
+        """
         pairs = [(str(d).strip(), im) for d, im in pairs]
+        if image_keys is not None and len(image_keys) != len(pairs):
+            raise ValueError(f"got {len(image_keys)} image_keys for {len(pairs)} pairs")
         if not pairs:
             return np.zeros(0, dtype=np.float64)
         if self.method == "naive":
             return self._naive_pairs(pairs, object_name)
-        groups: dict[str, tuple[Any, list[int]]] = {}  # distinct image -> the pairs that use it
-        for i, (_, im) in enumerate(pairs):
-            groups.setdefault(_image_key(im), (to_pil(im), []))[1].append(i)
-        by_size: dict[tuple[int, int], list[tuple[Any, list[int]]]] = {}  # equal sizes batch their prefixes
-        for im, idxs in groups.values():
-            by_size.setdefault(im.size, []).append((im, idxs))
-        out = np.zeros(len(pairs), dtype=np.float64)
-        for items in by_size.values():
-            probs = self._shared_images([im for im, _ in items], [[pairs[i][0] for i in idxs] for _, idxs in items],
-                                        object_name)
-            for (_, idxs), p in zip(items, probs):
-                out[idxs] = p
-        return out
+        return self._shared_pairs(pairs, object_name, image_keys)
+
+    def cache_stats(self) -> dict[str, int | float]:
+        """Prefix-cache hits, misses, evictions and bytes (empty dict when the cache is off)."""
+        return self.cache.stats() if self.cache is not None else {}
 
     def yes_probabilities(self, descriptions: Sequence[str], images: Sequence[Any],
                           object_name: str | None = None) -> np.ndarray:
@@ -212,8 +359,14 @@ class YesNoScorer:
         return self.pair_probabilities(pairs, object_name).reshape(len(descriptions), len(images))
 
     def score_candidates(self, descriptions: Sequence[str], candidate_lists: Sequence[Sequence[Any]],
-                         object_names: Sequence[str | None] | None = None) -> list[list[float]]:
-        """P(Yes) of each description against each of its own candidates (images shared across lists)."""
+                         object_names: Sequence[str | None] | None = None,
+                         candidate_keys: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
+        """P(Yes) of each description against each of its own candidates (images shared across lists).
+
+        ``candidate_keys`` (optional, shaped like ``candidate_lists``): content keys the caller already has.
+        """
+        if candidate_keys is not None and [len(k) for k in candidate_keys] != [len(c) for c in candidate_lists]:
+            raise ValueError("candidate_keys must have the shape of candidate_lists")
         if len(descriptions) != len(candidate_lists):
             raise ValueError(f"score_candidates got {len(descriptions)} descriptions but "
                              f"{len(candidate_lists)} candidate lists")
@@ -225,7 +378,8 @@ class YesNoScorer:
             by_name.setdefault(names[i], []).extend((i, j) for j in range(len(cands)))
         scores = [[0.0] * len(c) for c in candidate_lists]
         for name, slots in by_name.items():
-            probs = self.pair_probabilities([(descriptions[i], candidate_lists[i][j]) for i, j in slots], name)
+            keys = [candidate_keys[i][j] for i, j in slots] if candidate_keys is not None else None
+            probs = self.pair_probabilities([(descriptions[i], candidate_lists[i][j]) for i, j in slots], name, keys)
             for (i, j), p in zip(slots, probs):
                 scores[i][j] = float(p)
         return scores

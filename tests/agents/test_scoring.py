@@ -60,12 +60,12 @@ def test_score_candidates_shares_images_across_lists(tiny_model_and_processor, r
     lists = [[imgs[0], imgs[1], imgs[2]], [imgs[2], imgs[3], imgs[0]], [imgs[1], imgs[0], imgs[3]]]
     descs = DESCRIPTIONS[:3]
     scorer = YesNoScorer(model, proc, method="shared", batch_size=4)
-    calls = []
-    orig = scorer._shared_images
-    monkeypatch.setattr(scorer, "_shared_images",
-                        lambda ims, ds, n: calls.append((len(ims), sum(map(len, ds)))) or orig(ims, ds, n))
+    encoded, continued = [], []
+    enc, cont = scorer._encode_prefixes, scorer._continue
+    monkeypatch.setattr(scorer, "_encode_prefixes", lambda ims, t: encoded.append(len(ims)) or enc(ims, t))
+    monkeypatch.setattr(scorer, "_continue", lambda es, rows: continued.append((len(es), len(rows))) or cont(es, rows))
     got = scorer.score_candidates(descs, lists)
-    assert calls == [(4, 9)]  # one prefix per distinct image, 9 pairs in all
+    assert encoded == [4] and continued == [(4, 9)]  # one prefix per distinct image, 9 pairs in one pass
     ref = YesNoScorer(model, proc, method="naive").score_candidates(descs, lists)
     assert np.abs(np.array(got) - np.array(ref)).max() <= 1e-3
 
