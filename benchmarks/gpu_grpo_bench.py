@@ -1,10 +1,13 @@
-"""GPU GRPO benchmark: a few real GRPOTrainer steps of a Qwen2-VL-2B-sized model (random weights), LoRA, bf16.
+"""GPU GRPO benchmark: real GRPOTrainer steps of a Qwen2-VL-2B-sized model (random weights), LoRA, bf16.
 
 Standalone and offline: the 2B-dimension model is built from a ``Qwen2VLConfig`` around the tiny local
 tokenizer/processor (agents.tiny), saved to a temp dir, and trained by ``agents.grpo.runner.run`` on the
-synthetic colour game against the rule listener. Prints seconds per step and peak GPU memory.
+synthetic colour game against the rule listener, once with plain rollouts and once with
+``train.generation.fast=true`` (static cache, compiled decode, GQA SDPA, LoRA merged), in the same run.
+Prints seconds per step, the share of it spent in ``generate``, the first (compiling) step and peak memory.
 
-    python benchmarks/gpu_grpo_bench.py [--steps 6] [--num-generations 4] [--image-size 448] [--json OUT]
+    python benchmarks/gpu_grpo_bench.py                          # 2x4x64 and 4x8x128 (32 completions x 128)
+    python benchmarks/gpu_grpo_bench.py --shapes 4x8x128 --steps 4 --json OUT.json
 """
 
 from __future__ import annotations
@@ -86,14 +89,91 @@ def _image_tokens(ckpt: Path, image_size: int) -> int:
     return int(grid.prod()) // proc.image_processor.merge_size ** 2
 
 
+class GenerationTimer:
+    """Wall time of every ``generate`` call (patched on transformers' GenerationMixin), synced around it."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __enter__(self) -> GenerationTimer:
+        import torch
+        from transformers import GenerationMixin
+
+        self._orig = GenerationMixin.generate
+        timer = self
+
+        def timed(model: Any, *args: Any, **kwargs: Any) -> Any:
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            out = timer._orig(model, *args, **kwargs)
+            torch.cuda.synchronize()
+            timer.calls.append(time.perf_counter() - t)
+            return out
+
+        GenerationMixin.generate = timed
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from transformers import GenerationMixin
+
+        GenerationMixin.generate = self._orig
+
+
+def run_one(ckpt: Path, tmp: Path, prompts: int, gens: int, tokens: int, fast: bool, a: Any) -> dict[str, Any]:
+    """A few GRPO steps at one shape with plain or fast rollouts; seconds per step and generation share."""
+    import torch
+
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    overrides = [
+        "train=speaker_tiny_cpu",
+        f"train.model={ckpt}", "train.model_short=qwen2vl-2b-random",
+        f"train.output_dir={tmp / 'run'}", "train.overwrite_output_dir=true",
+        "train.torch_dtype=bfloat16", "train.bf16=true", "train.attn_implementation=sdpa",
+        "train.use_peft=true", f"train.lora_r={a.lora_r}", f"train.lora_alpha={2 * a.lora_r}",
+        "train.lora_dropout=0.001", "train.gradient_checkpointing=true",
+        f"train.num_generations={gens}", f"train.per_device_train_batch_size={gens * prompts}",
+        "train.gradient_accumulation_steps=1",
+        f"train.max_completion_length={tokens}", "train.learning_rate=1e-5",
+        f"train.max_steps={a.steps}", "train.save_steps=100000", "train.holdout_frac=0.0",
+        "train.wandb.mode=disabled",
+        # a pretrained-style run: the structured speaker prompt, no tiny-demo vocabulary warm start
+        "train.warm_start=null", "train.prompt_opts.structured=true",
+        f"train.env.kwargs.image_size={a.image_size}", f"train.env.kwargs.dataset.image_size={a.image_size}",
+        # the tiny processor caps images at 112x112 px (16 tokens); pin its budget to the env's image size
+        # so --image-size really sets what the model sees (448 px -> 256 image tokens, as in the listener bench)
+        f"train.min_pixels={a.image_size ** 2}", f"train.max_pixels={a.image_size ** 2}",
+        f"train.generation.fast={'true' if fast else 'false'}",
+    ]
+    timer = StepTimer()
+    torch._dynamo.reset()  # each run compiles for its own model, as a fresh training process would
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    with GenerationTimer() as gen:
+        result = run(compose(overrides), extra_callbacks=[timer])
+    steady = timer.times[a.warmup:] or timer.times
+    gen_steady = gen.calls[a.warmup:len(timer.times)] if len(gen.calls) >= len(timer.times) else gen.calls
+    gen_steady = gen_steady[-len(steady):] if gen_steady else []
+    return {"path": "fast" if fast else "plain", "prompts": prompts, "generations": gens,
+            "completions_per_step": prompts * gens, "max_completion_length": tokens, "steps": result.global_step,
+            "sec_per_step_mean": statistics.mean(steady), "sec_per_step_median": statistics.median(steady),
+            "sec_per_step_all": [round(t, 3) for t in timer.times],
+            "generate_s_all": [round(t, 3) for t in gen.calls],
+            "generation_share": sum(gen_steady) / sum(steady) if gen_steady else float("nan"),
+            "first_step_s": timer.times[0] if timer.times else float("nan"),
+            "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved() / 2**30}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark and print/return its figures."""
+    """Run plain and fast rollouts at each shape; print a table and return the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--warmup", type=int, default=1, help="steps excluded from the mean (CUDA/kernel warm-up)")
-    ap.add_argument("--num-generations", type=int, default=4)
-    ap.add_argument("--prompts-per-step", type=int, default=2)
-    ap.add_argument("--max-completion-length", type=int, default=64)
+    ap.add_argument("--shapes", nargs="+", default=["2x4x64", "4x8x128"],
+                    help="PROMPTSxGENERATIONSxTOKENS per step (4x8x128 = 32 completions x 128 tokens)")
+    ap.add_argument("--paths", nargs="+", default=["plain", "fast"], choices=["plain", "fast"])
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=1, help="steps excluded from the mean (compile, warm-up)")
     ap.add_argument("--image-size", type=int, default=448)
     ap.add_argument("--lora-r", type=int, default=64)
     ap.add_argument("--small-vocab", action="store_true", help="tokenizer-sized vocab instead of 151936")
@@ -106,65 +186,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("gpu_grpo_bench needs a CUDA GPU")
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from agents.grpo.config import compose
-    from agents.grpo.runner import run
-
+    rows = []
     with tempfile.TemporaryDirectory(prefix="lewis_grpo_bench_") as tmp:
-        t0 = time.perf_counter()
         ckpt = build_2b_checkpoint(Path(tmp) / "qwen2vl-2b-random", full_vocab=not a.small_vocab)
-        build_s = time.perf_counter() - t0
-        overrides = [
-            "train=speaker_tiny_cpu",
-            f"train.model={ckpt}", "train.model_short=qwen2vl-2b-random",
-            f"train.output_dir={Path(tmp) / 'run'}", "train.overwrite_output_dir=true",
-            "train.torch_dtype=bfloat16", "train.bf16=true", "train.attn_implementation=sdpa",
-            "train.use_peft=true", f"train.lora_r={a.lora_r}", f"train.lora_alpha={2 * a.lora_r}",
-            "train.lora_dropout=0.001", "train.gradient_checkpointing=true",
-            f"train.num_generations={a.num_generations}",
-            f"train.per_device_train_batch_size={a.num_generations * a.prompts_per_step}",
-            "train.gradient_accumulation_steps=1",
-            f"train.max_completion_length={a.max_completion_length}", "train.learning_rate=1e-5",
-            f"train.max_steps={a.steps}", "train.save_steps=100000", "train.holdout_frac=0.0",
-            "train.wandb.mode=disabled",
-            # a pretrained-style run: the structured speaker prompt, no tiny-demo vocabulary warm start
-            "train.warm_start=null", "train.prompt_opts.structured=true",
-            f"train.env.kwargs.image_size={a.image_size}", f"train.env.kwargs.dataset.image_size={a.image_size}",
-            # the tiny processor caps images at 112x112 px (16 tokens); pin its budget to the env's image size
-            # so --image-size really sets what the model sees (448 px -> 256 image tokens, as in the listener bench)
-            f"train.min_pixels={a.image_size ** 2}", f"train.max_pixels={a.image_size ** 2}",
-        ]
         image_tokens = _image_tokens(ckpt, a.image_size)
-        timer = StepTimer()
-        torch.cuda.reset_peak_memory_stats()
-        t1 = time.perf_counter()
-        result = run(compose(overrides), extra_callbacks=[timer])
-        total_s = time.perf_counter() - t1
-    steady = timer.times[a.warmup:] or timer.times
-    figures = {
-        "device": torch.cuda.get_device_name(0),
-        "steps": result.global_step,
-        "completions_per_step": a.num_generations * a.prompts_per_step,
-        "max_completion_length": a.max_completion_length,
-        "image_size": a.image_size,
-        "image_tokens": image_tokens,
-        "lora_r": a.lora_r,
-        "sec_per_step_mean": statistics.mean(steady),
-        "sec_per_step_median": statistics.median(steady),
-        "sec_per_step_all": [round(t, 3) for t in timer.times],
-        "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
-        "build_model_s": build_s,
-        "train_total_s": total_s,
-    }
-    print(f"[bench] image {a.image_size}px -> {image_tokens} image tokens per prompt")
-    print(f"[bench] {figures['device']}: {figures['sec_per_step_mean']:.2f} s/step (median "
-          f"{figures['sec_per_step_median']:.2f}, {len(steady)} steps after {a.warmup} warm-up), "
-          f"peak GPU memory {figures['peak_gpu_mem_gib']:.1f} GiB allocated / "
-          f"{figures['peak_gpu_reserved_gib']:.1f} GiB reserved")
-    print(json.dumps(figures, indent=2))
+        print(f"[bench] {torch.cuda.get_device_name(0)}, image {a.image_size}px -> {image_tokens} image tokens, "
+              f"LoRA r{a.lora_r}, {a.steps} steps ({a.warmup} warm-up)", flush=True)
+        for shape in a.shapes:
+            prompts, gens, tokens = (int(x) for x in shape.lower().split("x"))
+            for path in a.paths:
+                r = run_one(ckpt, Path(tmp), prompts, gens, tokens, path == "fast", a)
+                r["image_tokens"] = image_tokens
+                rows.append(r)
+                print(f"[bench] {shape} {path:>5}: {r['sec_per_step_mean']:.2f} s/step (median "
+                      f"{r['sec_per_step_median']:.2f}; steps {r['sec_per_step_all']}), generation share "
+                      f"{r['generation_share']:.0%}, first step {r['first_step_s']:.1f} s, peak "
+                      f"{r['peak_gpu_mem_gib']:.1f} GiB", flush=True)
+    print("\n| completions x tokens | plain s/step | fast s/step | ratio | plain gen share | fast gen share | "
+          "fast first step | peak GiB plain / fast |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for shape in a.shapes:
+        got = {r["path"]: r for r in rows if f"{r['prompts']}x{r['generations']}x{r['max_completion_length']}" == shape}
+        if len(got) == 2:
+            pl, fa = got["plain"], got["fast"]
+            print(f"| {pl['completions_per_step']} x {pl['max_completion_length']} | {pl['sec_per_step_mean']:.2f} | "
+                  f"{fa['sec_per_step_mean']:.2f} | {pl['sec_per_step_mean'] / fa['sec_per_step_mean']:.2f}x | "
+                  f"{pl['generation_share']:.0%} | {fa['generation_share']:.0%} | {fa['first_step_s']:.1f} s | "
+                  f"{pl['peak_gpu_mem_gib']:.1f} / {fa['peak_gpu_mem_gib']:.1f} |")
     if a.json:
-        Path(a.json).write_text(json.dumps(figures, indent=2))
-    return figures
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

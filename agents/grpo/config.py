@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from agents.grpo import schema
-from agents.grpo.schema import ROLES, EnvConfig, SelfPlayConfig, TrainConfig, WandbConfig, WarmStartConfig
+from agents.grpo.schema import (
+    ROLES,
+    EnvConfig,
+    RolloutConfig,
+    SelfPlayConfig,
+    TrainConfig,
+    WandbConfig,
+    WarmStartConfig,
+)
 from lewis_env.registry import close_matches
 
 PRIMARY_CONFIG = "lewis_train"
@@ -46,7 +54,7 @@ def _fields_of(cls: type) -> dict[str, dataclasses.Field]:
 
 def _dataclass_of(f: dataclasses.Field) -> type | None:
     """The config dataclass a (possibly optional) field holds, or None."""
-    for cls in (EnvConfig, WandbConfig, WarmStartConfig, SelfPlayConfig):
+    for cls in (EnvConfig, WandbConfig, WarmStartConfig, SelfPlayConfig, RolloutConfig):
         if cls.__name__ in str(f.type):
             return cls
     return None
@@ -269,14 +277,19 @@ def wandb_report_to(train: Any) -> list[str]:
 
 
 def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_deepspeed: bool = True,
-                      reward_weights: Sequence[float] | None = None, **overrides: Any) -> Any:
+                      reward_weights: Sequence[float] | None = None, require_vllm: bool = True,
+                      **overrides: Any) -> Any:
     """A ``trl.GRPOConfig`` from a composed ``train`` node: the ``grpo(...)`` fields of the schema verbatim,
     ``grpo_extra`` on top (each key checked against GRPOConfig's fields), and the run's own plumbing.
 
     ``require_deepspeed=False`` drops a configured DeepSpeed JSON (after checking it parses) when the
-    deepspeed package is absent, so configs can be validated on machines without it.
+    deepspeed package is absent, so configs can be validated on machines without it; ``require_vllm=False``
+    likewise builds a ``generation.backend=vllm`` config without vLLM installed. ``train.generation`` sets
+    GRPOConfig's rollout knobs (agents.grpo.generation); ``grpo_extra`` still wins over them.
     """
     import importlib.util
+
+    from agents.grpo.generation import grpo_generation_kwargs
 
     from trl import GRPOConfig
 
@@ -300,6 +313,7 @@ def build_grpo_config(train: Any, out_dir: Path | str | None = None, require_dee
         import torch
 
         kwargs["dataloader_pin_memory"] = bool(torch.cuda.is_available())
+    kwargs.update(grpo_generation_kwargs(train, require_vllm=require_vllm))
     kwargs.update(extra)
     out = Path(out_dir) if out_dir is not None else output_dir(train)
     kwargs.update(

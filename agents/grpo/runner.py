@@ -91,6 +91,8 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     from transformers import ProgressCallback
     from trl import GRPOTrainer
 
+    from agents.grpo.generation import install_fast_rollouts
+
     train = cfg.train
     C.validate(train)
     out = C.output_dir(train)
@@ -141,6 +143,7 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     callbacks = [logger, RewardCurveCallback(out, title=out.name), evaluator, CheckpointMarker(), *extra_callbacks]
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=processor, peft_config=C.lora_config(train), callbacks=callbacks)
+    install_fast_rollouts(trainer, train)  # train.generation.fast: compiled static-cache rollouts, LoRA merged
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(RewardProgressCallback(print_every=int(train.print_every)))
 

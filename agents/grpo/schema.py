@@ -88,6 +88,21 @@ class SelfPlayConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """How rollouts are generated (agents.grpo.generation): TRL GRPOConfig generation knobs."""
+
+    backend: str = doc("transformers", "transformers | vllm (TRL use_vllm; needs the vllm extra)")
+    fast: bool = doc(False, "transformers, CUDA: static cache + compiled decode + GQA SDPA + LoRA merged "
+                            "(experimental, see README Performance)")
+    cache_implementation: str | None = doc(None, "GRPOConfig.cache_implementation; `fast` sets static")
+    pad_to_multiple_of: int | None = doc(None, "GRPOConfig.pad_to_multiple_of; `fast` sets 64")
+    generation_batch_size: int | None = doc(None, "GRPOConfig.generation_batch_size; null = TRL's default")
+    vllm_mode: str = doc("colocate", "colocate | server")
+    vllm_server_base_url: str | None = doc(None, "server mode: e.g. http://127.0.0.1:8000 (trl vllm-serve)")
+    vllm_gpu_memory_utilization: float = doc(0.3, "GPU memory share vLLM takes in colocate mode")
+
+
+@dataclass
 class TrainConfig:
     """One GRPO run (``train=<name>`` picks a conf/train/*.yaml built on this)."""
 
@@ -131,6 +146,7 @@ class TrainConfig:
     gradient_checkpointing: bool = grpo(False)
     seed: int = grpo(0)
     grpo_extra: dict[str, Any] = doc({}, "any other trl.GRPOConfig field, by name")
+    generation: RolloutConfig = node(RolloutConfig, "rollout generation (backend, fast path, vLLM)")
 
     # --- LoRA (peft.LoraConfig) ---
     use_peft: bool = doc(False, "train a LoRA adapter instead of the full model")

@@ -102,20 +102,34 @@ def batch_size_for_memory(model: Any, prompt_len: int, max_new_tokens: int, free
 
 @contextlib.contextmanager
 def merged_lora(model: Any) -> Iterator[Any]:
-    """Merge a peft model's LoRA adapters into the base weights for the block, unmerge after (no-op otherwise).
+    """Merge a peft model's LoRA adapters into the base weights for the block, restore them exactly after.
 
-    Rollouts then run plain linear layers (no extra adapter matmuls); the trainable adapter weights are
-    untouched, so the training forward after the block is what it was.
+    Rollouts then run plain linear layers (no extra adapter matmuls). peft's unmerge subtracts the delta
+    again, which in bf16 does not give back the original weights (rounding would drift the frozen base
+    a little every step); the frozen base weights are snapshotted once and copied back after each unmerge.
     """
+    import torch
+
     merge = getattr(model, "merge_adapter", None)
     if merge is None or not getattr(model, "peft_config", None):
         yield model
         return
-    merge()
+    layers = [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")
+              and hasattr(m.base_layer, "weight")]
+    snap = getattr(model, "_lewis_base_weights", None)
+    if snap is None or len(snap) != len(layers):
+        with torch.no_grad():
+            snap = [m.base_layer.weight.detach().clone() for m in layers]
+        object.__setattr__(model, "_lewis_base_weights", snap)  # plain attribute: not a parameter or buffer
+    with torch.no_grad():
+        merge()
     try:
         yield model
     finally:
-        model.unmerge_adapter()
+        with torch.no_grad():
+            model.unmerge_adapter()
+            for m, w in zip(layers, snap):
+                m.base_layer.weight.copy_(w)
 
 
 def prepare_model(model: Any, config: FastGenerationConfig) -> Any:

@@ -81,7 +81,7 @@ class YesNoScorer:
     """Scores (description, image) pairs by P("Yes") with one model; ``method`` picks naive or shared-prefix."""
 
     def __init__(self, model: Any, processor: Any, method: str = "shared", batch_size: int = 8,
-                 object_name: str = "object", cache_bytes: int | None = None, prefix_batch: int = 32,
+                 object_name: str = "object", cache_bytes: int | None = None, prefix_batch: int = 64,
                  rows_per_pass: int | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"scoring method must be one of {METHODS}, got {method!r}")
@@ -251,8 +251,13 @@ class YesNoScorer:
         out = np.zeros(len(rows), dtype=np.float64)
         width_all = max(len(ids) for _, ids in rows)
         step = self._rows_per_pass(entries[0].nbytes, width_all)
+        # rows sorted by length, cut into passes of similar width: padding costs what real tokens cost
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][1]))
+        n_pass = max(-(-len(rows) // step), min(4, -(-len(rows) // 64)))
+        step = -(-len(rows) // n_pass)
         for r in range(0, len(rows), step):
-            chunk = rows[r:r + step]
+            picked = order[r:r + step]
+            chunk = [rows[i] for i in picked]
             n, width = len(chunk), max(len(ids) for _, ids in chunk)
             ids = torch.full((n, width), pad_id, dtype=torch.long)
             mask = torch.ones((n, plen + width), dtype=torch.long)
@@ -271,9 +276,9 @@ class YesNoScorer:
             with torch.inference_mode():
                 hidden = lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos,
                             past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
-                logits = (hidden @ answer.T).float()
+                logits = hidden.float() @ answer.float().T
                 p = torch.sigmoid(torch.logsumexp(logits[:, :n_yes], -1) - torch.logsumexp(logits[:, n_yes:], -1))
-            out[r:r + n] = p.cpu().numpy()
+            out[picked] = p.cpu().numpy()
             del cache, kv
         return out
 
