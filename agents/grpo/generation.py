@@ -92,6 +92,11 @@ def install_fast_rollouts(trainer: Any, train: Any) -> bool:
         return False
     from agents.qwen.generation import FastGenerationConfig, generation_overrides, merged_lora, prepare_model
 
+    import warnings
+
+    warnings.warn("train.generation.fast is experimental in GRPO: measured 3.0x faster steps at 8 completions x 64 "
+                  "tokens on an H100, but at 32 x 128 the second step's sampling hit NaN probabilities (README, "
+                  "Performance). Watch the first steps.", stacklevel=2)
     policy = trainer.model
     cfg = FastGenerationConfig()
     prepare_model(policy, cfg)

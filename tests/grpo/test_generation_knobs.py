@@ -76,7 +76,8 @@ def test_fast_rollout_hook_merges_lora_and_keeps_trl_config():
     policy.generate = fake_generate
     trainer = type("T", (), {"model": policy})()
     assert not install_fast_rollouts(trainer, _train())  # off by default
-    assert install_fast_rollouts(trainer, _train("train.generation.fast=true"))
+    with pytest.warns(UserWarning, match="experimental"):
+        assert install_fast_rollouts(trainer, _train("train.generation.fast=true"))
     trl_cfg = GenerationConfig(max_new_tokens=4, cache_implementation="static", disable_compile=True)
     assert policy.generate(input_ids=torch.ones(1, 3, dtype=torch.long), generation_config=trl_cfg) == "out"
     merged, used = seen[0]
