@@ -14,6 +14,7 @@ from agents.registry import ROLES
 from agents.roles import RoleAgent
 
 LISTENER_MODES = ("score", "text")
+GENERATION_BACKENDS = ("transformers", "vllm")
 
 
 class QwenVLAgent(RoleAgent):
@@ -33,8 +34,14 @@ class QwenVLAgent(RoleAgent):
                  max_pixels: int | None = None, max_new_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, listener_mode: str = "score", threshold: float = 0.5, batch_size: int = 8,
                  scoring: str = "shared", processor: Any = None, system_prompt: str | None = None,
-                 fast_generation: bool | None = None, generation_batch_size: int | None = None) -> None:
+                 fast_generation: bool | None = None, generation_batch_size: int | None = None,
+                 generation_backend: str = "transformers", vllm_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
+        if generation_backend not in GENERATION_BACKENDS:
+            raise ValueError(f"generation_backend must be one of {GENERATION_BACKENDS}, got {generation_backend!r}")
+        if generation_backend == "vllm" and (adapter is not None or not isinstance(model, (str, Path))):
+            raise ValueError("generation_backend='vllm' needs a model path or hub id with the LoRA merged into it "
+                             "(save the merged model first); it cannot take a loaded model or a separate adapter")
         if listener_mode not in LISTENER_MODES:
             raise ValueError(f"listener_mode must be one of {LISTENER_MODES}, got {listener_mode!r}")
         if not 0.0 <= threshold <= 1.0:
@@ -73,6 +80,23 @@ class QwenVLAgent(RoleAgent):
 
         self.fast_generation_config = FastGenerationConfig()
         self.scorer = YesNoScorer(self.model, self.processor, method=scoring, batch_size=batch_size)
+        self.generation_backend = generation_backend
+        self._vllm: Any = None
+        self._vllm_kwargs = dict(vllm_kwargs or {})
+        if generation_backend == "vllm":
+            self.flags = {**self.flags, "generation_backend": "vllm"}
+
+    @property
+    def vllm_generator(self) -> Any:
+        """The vLLM engine for speaker generation, started on first use (``generation_backend='vllm'``)."""
+        if self._vllm is None:
+            from agents.qwen.loading import resolve_model_path
+            from agents.qwen.vllm_backend import VLLMGenerator
+
+            self._vllm = VLLMGenerator(resolve_model_path(self.model_id), self.processor,
+                                       max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                       top_p=self.top_p, **self._vllm_kwargs)
+        return self._vllm
 
     def __repr__(self) -> str:
         return f"QwenVLAgent(model={self.model_id!r}, listener_mode={self.listener_mode!r})"
@@ -127,6 +151,8 @@ class QwenVLAgent(RoleAgent):
 
         if not messages_list:
             return []
+        if self.generation_backend == "vllm":
+            return self.vllm_generator.generate(messages_list, images_list)
         if not self.fast_generation:
             out: list[str] = []
             for s in range(0, len(messages_list), self.batch_size):

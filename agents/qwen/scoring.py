@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from agents.qwen.prompts import DESCRIPTION_MARKER, listener_pair_messages, to_pil
 from agents.qwen.vision import fit_image
@@ -68,7 +69,7 @@ def _needs_fit(image: Any, processor: Any) -> bool:
         return False
     from agents.qwen.vision import pixel_budget
 
-    shape = np.shape(image) if not hasattr(image, "size") or isinstance(image, np.ndarray) else image.size[::-1]
+    shape = image.size[::-1] if isinstance(image, Image.Image) else np.shape(image)
     h, w = int(shape[0]), int(shape[1])
     ip = getattr(processor, "image_processor", processor)
     factor = int(getattr(ip, "patch_size", 14) or 14) * int(getattr(ip, "merge_size", 2) or 2)
@@ -197,8 +198,9 @@ class YesNoScorer:
 
         from agents.qwen.prefix_cache import PrefixEntry
 
+        loaded = [im if isinstance(im, (np.ndarray, Image.Image)) else to_pil(im) for im in images]  # refs, paths
         torch_images = [fit_image(to_pil(im), self.processor) if _needs_fit(im, self.processor) else im
-                        for im in images]
+                        for im in loaded]
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, im in enumerate(torch_images):
             by_size.setdefault(tuple(np.shape(im)[:2]) if not hasattr(im, "mode") else im.size[::-1], []).append(i)
@@ -207,8 +209,7 @@ class YesNoScorer:
         for idxs in by_size.values():
             for s in range(0, len(idxs), self.prefix_batch):
                 chunk = idxs[s:s + self.prefix_batch]
-                pix = self._pixels([np.asarray(to_pil(torch_images[i])) if hasattr(torch_images[i], "concept_id")
-                                    else torch_images[i] for i in chunk])
+                pix = self._pixels([torch_images[i] for i in chunk])
                 grid = tuple(int(x) for x in pix["image_grid_thw"][0])
                 ids, pos, nxt = self._prefix_ids(prefix_text, grid)
                 n = len(chunk)
