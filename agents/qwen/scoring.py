@@ -82,7 +82,7 @@ class YesNoScorer:
     """Scores (description, image) pairs by P("Yes") with one model; ``method`` picks naive or shared-prefix."""
 
     def __init__(self, model: Any, processor: Any, method: str = "shared", batch_size: int = 8,
-                 object_name: str = "object", cache_bytes: int | None = None, prefix_batch: int = 64,
+                 object_name: str = "object", cache_bytes: int | None = None, prefix_batch: int = 32,
                  rows_per_pass: int | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"scoring method must be one of {METHODS}, got {method!r}")
