@@ -112,3 +112,13 @@ def test_recognition_all_pairs_protocol(tmp_path):
     kinds = [i["negative_kind"] for i in infos if not i["positive"]]
     assert kinds.count("in_category") == 8 and kinds.count("cross_category") == 16
     assert all(Path(i["query_path"]).parts[-4] == "test" for i in infos)
+
+
+@pytest.mark.slow
+def test_synthetic224_suite_is_pinned_at_a_resolution_vlms_see():
+    from leaderboard.suites import list_suites, load_suite
+
+    assert {"synthetic-v0", "synthetic224-v0", "yollava-v0", "myvlm-v0", "perva-v0"} <= set(list_suites())
+    suite = load_suite("synthetic224-v0")  # verify=True: the recorded episodes hash matches
+    assert suite.image_size >= 224 and suite.dataset["image_size"] >= 224
+    assert load_suite("synthetic-v0").episodes_hash == "0ed2e7d737e46f2a"  # unchanged by this work
