@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from lewis_env.registry import Registry
+from lewis_env.tasks import BUILTIN_TASKS, list_tasks
 
-#: The roles an agent can play; an env's ``unwrapped.role`` is one of these.
-ROLES: tuple[str, ...] = ("speaker", "listener", "recognition", "vqa", "identification")
+#: The built-in roles (task ids); an env's ``unwrapped.role`` is its task's id (``lewis_env.tasks``).
+ROLES: tuple[str, ...] = tuple(t.id for t in BUILTIN_TASKS)
 ENTRY_POINT_GROUP = "lewis_bench.agents"
 
 
@@ -43,8 +44,12 @@ class BaseAgent:
     """
 
     name = "base"
-    roles: frozenset[str] = frozenset(ROLES)
-    flags: dict[str, Any] = {}
+    flags: ClassVar[dict[str, Any]] = {}
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Every registered task (a subclass that plays fewer sets ``roles = frozenset({...})``)."""
+        return frozenset(list_tasks())
 
     def __init__(self) -> None:
         self.flags = dict(type(self).flags)  # per instance, so setting one never leaks into the class

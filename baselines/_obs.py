@@ -1,4 +1,4 @@
-"""Small helpers baselines share: reading option counts from observations, letters, words, stable seeds."""
+"""Small helpers baselines share: choice counts and answers (from the task specs), words, stable seeds."""
 
 from __future__ import annotations
 
@@ -7,21 +7,10 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from lewis_env.parsing import LETTERS
+from lewis_env.tasks import get_task, option_lines
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_OPTION_LINE = re.compile(r"^\s*([A-Z])[.)]\s*(.*)$")
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-def option_lines(text: str) -> list[tuple[str, str]]:
-    """``"A. foo\\nB. bar"`` -> [("A", "foo"), ("B", "bar")] (lines not starting with a letter are skipped)."""
-    out = []
-    for line in str(text).splitlines():
-        m = _OPTION_LINE.match(line)
-        if m:
-            out.append((m.group(1), m.group(2).strip()))
-    return out
 
 
 def words(text: str) -> set[str]:
@@ -30,22 +19,11 @@ def words(text: str) -> set[str]:
 
 
 def num_choices(role: str, obs: Mapping[str, Any]) -> int:
-    """How many answers an observation of this role offers (K candidates, yes/no, options, database entries)."""
-    if role == "listener":
-        return int(np.asarray(obs["candidates"]).shape[0])
-    if role == "recognition":
-        return 2
-    if role == "vqa":
-        n = len(option_lines(obs.get("options", "")))
-        if n == 0:
-            raise ValueError(f"vqa observation has no parsable options: {obs.get('options')!r}")
-        return n
-    if role == "identification":
-        n = len(option_lines(obs.get("database", "")))
-        if n == 0:
-            raise ValueError(f"identification observation has no parsable database entries: {obs.get('database')!r}")
-        return n
-    raise ValueError(f"role {role!r} has no discrete choices")
+    """How many answers an observation of this task offers (its ``TaskSpec.num_choices``)."""
+    n = get_task(role).num_choices(obs)
+    if n is None:
+        raise ValueError(f"task {role!r} has no discrete choices")
+    return n
 
 
 def stable_seed(*parts: Any) -> int:
@@ -54,7 +32,8 @@ def stable_seed(*parts: Any) -> int:
 
 
 def answer_text(role: str, index: int) -> str:
-    """The text answer an env parses for choice ``index`` (recognition: 1 = yes)."""
-    if role == "recognition":
-        return "yes" if int(index) == 1 else "no"
-    return LETTERS[int(index)]
+    """The text answer an env of this task parses as choice ``index`` (its ``TaskSpec.answer_text``)."""
+    return get_task(role).answer_text(index)
+
+
+__all__ = ["LETTERS", "answer_text", "num_choices", "option_lines", "stable_seed", "words"]

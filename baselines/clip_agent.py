@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import BaseAgent
+from agents.registry import ROLES, BaseAgent
 from baselines._obs import LETTERS, answer_text, option_lines
 
 _CALIBRATION_CACHE: dict[str, float] = {}
@@ -36,6 +36,7 @@ class ClipAgent(BaseAgent):
     """open_clip similarity agent; ``threshold=None`` calibrates recognition on the train split at bind."""
 
     name = "clip"
+    roles = frozenset(ROLES)  # the built-in tasks only
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
                  calibrate: bool = True, calibration_episodes: int = 64, text_weight: float = 0.5,

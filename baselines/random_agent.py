@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from agents.registry import BaseAgent
-from baselines._obs import answer_text, num_choices, stable_seed
+from baselines._obs import stable_seed
+from lewis_env.tasks import get_task
 
 #: Words a random speaker draws from when the bound dataset has no attribute vocabulary.
 FALLBACK_WORDS = ("thing", "object", "item", "red", "blue", "small", "large", "round", "striped", "plain")
@@ -64,17 +65,17 @@ class RandomAgent(BaseAgent):
         if self.role is None:
             raise RuntimeError("RandomAgent.act called before bind(env)")
         rng = self._rng(info)
-        if self.action_mode == "index" and self.role != "speaker":
-            # the episode's own choices (a VQA question may offer fewer options than Discrete(n) allows)
-            return int(rng.integers(num_choices(self.role, observation)))
+        spec = get_task(self.role)
+        n = spec.num_choices(observation)  # None: a free-text task (the speaker)
+        if n is not None:  # the episode's own choices (a VQA question may offer fewer than Discrete(n) allows)
+            i = int(rng.integers(n))
+            return i if self.action_mode == "index" else spec.answer_text(i)
         if self.action_mode == "index":
             space = self.env.action_space
             space.seed(int(rng.integers(2**31 - 1)))
             return space.sample()
-        if self.role == "speaker":
-            n = int(rng.integers(self.min_words, self.max_words + 1))
-            return " ".join(rng.choice(self._vocab, size=n).tolist())
-        return answer_text(self.role, int(rng.integers(num_choices(self.role, observation))))
+        k = int(rng.integers(self.min_words, self.max_words + 1))
+        return " ".join(rng.choice(self._vocab, size=k).tolist())
 
     def act_batch(self, observations: Sequence[dict[str, Any]],
                   infos: Sequence[dict[str, Any]] | None = None) -> list[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import BaseAgent
+from agents.registry import ROLES, BaseAgent
 from baselines._obs import LETTERS, answer_text, option_lines, stable_seed, words
 
 #: Ground-truth keys that identify a concept (the intrinsic attributes plus the category).
@@ -35,6 +35,7 @@ class RuleAgent(BaseAgent):
     name = "rule"
     #: it reads ground truth (attributes and labels): the board marks it and ranks it apart
     flags = {"oracle": True}
+    roles = frozenset(ROLES)  # the built-in tasks only
 
     def __init__(self, speaker_words: Sequence[str] | None = None) -> None:
         super().__init__()

@@ -28,8 +28,6 @@ import numpy as np
 
 from leaderboard.store import MEAN_SEED, ResultRow
 
-#: Display order of tasks (others follow alphabetically).
-TASK_ORDER = ("speaker", "listener", "recognition", "vqa", "identification")
 #: Section providers, in page order: ``"module:function"``; each returns a list of Sections.
 SECTION_PROVIDERS: list[str] = ["leaderboard.board:suite_sections", "leaderboard.language:language_sections"]
 #: Flag keys shown as details next to an agent (besides oracle / random_init / display_name).
@@ -99,7 +97,10 @@ def _short(v: Any) -> str:
 
 
 def _order_tasks(tasks: Sequence[str]) -> list[str]:
-    return sorted(set(tasks), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t))
+    """Tasks in their specs' display order (``TaskSpec.order``); names no spec knows follow alphabetically."""
+    from lewis_env.tasks import TASKS
+
+    return sorted(set(tasks), key=lambda t: (TASKS.get(t).order if t in TASKS else 10**6, t))
 
 
 def build_entries(rows: Sequence[ResultRow]) -> list[Entry]:

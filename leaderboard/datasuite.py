@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from leaderboard.suites import ENV_IDS, Suite, SuiteError, TaskSpec, compute_episodes_hash
+from leaderboard.suites import Suite, SuiteError, TaskSpec, compute_episodes_hash
+from lewis_env.tasks import get_task, list_tasks
 
 
 def suite_name(spec: str | Mapping[str, Any]) -> str:
@@ -81,7 +82,8 @@ def build_data_suite(spec: str | Mapping[str, Any], auto: Mapping[str, Any]) -> 
 
     load_dataset(spec)  # a missing root or an empty tree fails here, naming the path
     tasks = {}
-    for role, env_id in ENV_IDS.items():
+    for role in list_tasks():
+        env_id = get_task(role).env_id
         kwargs: dict[str, Any] = {}
         if "listener" in env_parameters(env_id):  # a task judged by a listener (the speaker)
             kwargs["listener"] = auto.get("speaker_listener", "rule")

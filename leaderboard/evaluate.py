@@ -169,15 +169,10 @@ def task_summary(role: str, per_seed: Mapping[int, Sequence[Mapping[str, Any]]],
 
 
 def chance_level(env: Any, episode_ids: Sequence[int]) -> float | None:
-    """Expected primary metric of a uniform random guesser: mean of 1/choices over the episodes (None if unknown)."""
+    """Expected primary metric of a uniform random guesser on these episodes (``TaskSpec.chance``; None if unknown)."""
     base = getattr(env, "unwrapped", env)
-    n_choices = getattr(base, "_num_choices", None)
-    if n_choices is None or not episode_ids:
-        return None
-    try:
-        return float(np.mean([1.0 / n_choices(base.episode(i)) for i in episode_ids]))
-    except (TypeError, ZeroDivisionError, AttributeError):
-        return None
+    task = getattr(base, "task", None)
+    return None if task is None or not episode_ids else task.chance(base, episode_ids)
 
 
 def data_record(env: Any) -> dict[str, Any]:

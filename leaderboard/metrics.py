@@ -1,4 +1,4 @@
-"""Per-task metrics from episode records, with seeded bootstrap confidence intervals over episodes."""
+"""Per-task metrics from episode records (defined by the task specs), with seeded bootstrap CIs over episodes."""
 
 from __future__ import annotations
 
@@ -7,71 +7,34 @@ from typing import Any
 
 import numpy as np
 
-#: The metric each role is ranked by.
-PRIMARY_METRIC: dict[str, str] = {
-    "speaker": "accuracy",  # listener accuracy on the speaker's descriptions
-    "listener": "accuracy",
-    "recognition": "weighted_accuracy",
-    "vqa": "accuracy",
-    "identification": "accuracy",
-}
+from lewis_env.tasks import TASKS, get_task, list_tasks
+from lewis_env.tasks.metrics import accuracy, recognition_accuracies
 
 
 def primary_metric(role: str) -> str:
-    """The metric name a task of this role is ranked by."""
-    try:
-        return PRIMARY_METRIC[role]
-    except KeyError:
-        raise ValueError(f"unknown role {role!r}; known: {sorted(PRIMARY_METRIC)}") from None
-
-
-def accuracy(correct: Sequence[bool] | np.ndarray) -> float:
-    """Fraction of correct episodes (NaN when there are none)."""
-    arr = np.asarray(correct, dtype=float)
-    return float(arr.mean()) if arr.size else float("nan")
-
-
-def recognition_accuracies(correct: Sequence[bool] | np.ndarray,
-                           positive: Sequence[bool] | np.ndarray) -> dict[str, float]:
-    """Positive, negative and weighted ((pos + neg) / 2) accuracy of yes/no recognition, plus plain accuracy."""
-    c = np.asarray(correct, dtype=bool)
-    p = np.asarray(positive, dtype=bool)
-    if c.shape != p.shape:
-        raise ValueError(f"correct and positive differ in length: {c.shape} vs {p.shape}")
-    pos = float(c[p].mean()) if p.any() else float("nan")
-    neg = float(c[~p].mean()) if (~p).any() else float("nan")
-    weighted = float(np.nanmean([pos, neg])) if not (np.isnan(pos) and np.isnan(neg)) else float("nan")
-    return {"accuracy": accuracy(c), "positive_accuracy": pos, "negative_accuracy": neg,
-            "weighted_accuracy": weighted}
+    """The metric name a task of this role is ranked by (its ``TaskSpec.primary_metric``)."""
+    if role not in TASKS:
+        raise ValueError(f"unknown role {role!r}; known: {list_tasks()}")
+    return get_task(role).primary_metric
 
 
 def _arrays(role: str, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Columns a role's metrics need, pulled from episode records (clear error when a key is missing)."""
-    out: dict[str, np.ndarray] = {}
+    """The bool columns a task's metrics need (``TaskSpec.columns``), with a clear error when a key is missing."""
+    columns = get_task(role).columns
     for i, r in enumerate(records):
-        if "correct" not in r:
-            raise KeyError(f"episode record {i} has no 'correct' key (keys: {sorted(r)})")
-        if role == "recognition" and "positive" not in r:
-            raise KeyError(f"recognition episode record {i} has no 'positive' key (keys: {sorted(r)})")
-    out["correct"] = np.array([bool(r["correct"]) for r in records], dtype=bool)
-    out["parse_error"] = np.array([bool(r.get("parse_error")) for r in records], dtype=bool)
-    if role == "recognition":
-        out["positive"] = np.array([bool(r["positive"]) for r in records], dtype=bool)
-    return out
+        missing = [c for c in columns if c not in r and c != "parse_error"]
+        if missing:
+            raise KeyError(f"{role} episode record {i} has no {missing[0]!r} key (keys: {sorted(r)})")
+    return {c: np.array([bool(r.get(c)) for r in records], dtype=bool) for c in columns}
 
 
 def _metrics_from_arrays(role: str, cols: Mapping[str, np.ndarray]) -> dict[str, float]:
-    if role == "recognition":
-        m = recognition_accuracies(cols["correct"], cols["positive"])
-    else:
-        primary_metric(role)
-        m = {"accuracy": accuracy(cols["correct"])}
-    m["parse_error_rate"] = accuracy(cols["parse_error"])
-    return m
+    return get_task(role).metrics(cols)
 
 
 def task_metrics(role: str, records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """All metrics of one task run: accuracy (speaker: listener accuracy), recognition pos/neg/weighted."""
+    """All metrics of one task run (``TaskSpec.metrics``): accuracy (speaker: listener accuracy), recognition
+    pos/neg/weighted, parse error rate."""
     return _metrics_from_arrays(role, _arrays(role, records))
 
 
@@ -155,3 +118,5 @@ def summarize(role: str, records_per_seed: Mapping[int, Sequence[Mapping[str, An
     return {"per_seed": per_seed,
             "mean": {"metrics": mean_metrics, "ci": {k: list(v) for k, v in mean_ci_.items()},
                      "n": sum(p["n"] for p in per_seed.values()), "seeds": sorted(per_seed)}}
+
+__all__ = ["accuracy", "bootstrap_ci", "mean_ci", "primary_metric", "recognition_accuracies", "summarize", "task_metrics"]

@@ -32,7 +32,7 @@ RESULT_SCHEMA: dict[str, Any] = {
         "suite_version": {"type": "string", "minLength": 1},
         "episodes_hash": {"type": ["string", "null"]},
         "task": {"type": "string", "minLength": 1},
-        "role": {"enum": ["speaker", "listener", "recognition", "vqa", "identification"]},
+        "role": {"type": "string", "minLength": 1},  # a registered task id (lewis_env.tasks), checked below
         "seed": {"type": "integer", "minimum": -1, "maximum": MAX_INT32},
         "primary_metric": {"type": "string", "minLength": 1},
         "metrics": {"type": "object", "minProperties": 1,
@@ -121,8 +121,14 @@ def validate_submission(data: Any) -> None:
 
 
 def _check_semantics(data: dict[str, Any]) -> None:
-    """Checks JSON schema cannot express: the primary metric is one of the metrics; CI bounds are ordered."""
+    """Checks JSON schema cannot express: the role is a registered task; the primary metric is one of the
+    metrics; CI bounds are ordered."""
+    from lewis_env.tasks import TASKS, list_tasks
+
     for i, r in enumerate(data["results"]):
+        if r["role"] not in TASKS:
+            raise SubmissionError(f"invalid results file: field $.results[{i}].role: {r['role']!r} is not a "
+                                  f"registered task ({', '.join(list_tasks())})")
         if r["primary_metric"] not in r["metrics"]:
             raise SubmissionError(f"invalid results file: field $.results[{i}].primary_metric: "
                                   f"{r['primary_metric']!r} is not among metrics {sorted(r['metrics'])}")

@@ -21,14 +21,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-#: task role -> registered env id
-ENV_IDS: dict[str, str] = {
-    "speaker": "lewis_env/LewisSpeaker-v0",
-    "listener": "lewis_env/LewisListener-v0",
-    "recognition": "lewis_env/Recognition-v0",
-    "vqa": "lewis_env/VQA-v0",
-    "identification": "lewis_env/Identification-v0",
-}
+from lewis_env.tasks import TASKS, get_task, list_tasks
+
 DEFAULT_SUITE = "synthetic-v0"
 
 
@@ -201,9 +195,9 @@ def _parse_suite(data: Mapping[str, Any], path: Path | None) -> Suite:
     for name, spec in data["tasks"].items():
         spec = dict(spec or {})
         role = spec.pop("role", name)
-        if role not in ENV_IDS:
-            raise SuiteError(f"{where}: task {name!r} has unknown role {role!r}; roles: {sorted(ENV_IDS)}")
-        env_id = spec.pop("env", ENV_IDS[role])
+        if role not in TASKS:
+            raise SuiteError(f"{where}: task {name!r} has unknown role {role!r}; roles: {list_tasks()}")
+        env_id = spec.pop("env", get_task(role).env_id)
         n = spec.pop("num_episodes", None)
         ids = spec.pop("episode_ids", None)
         kwargs = dict(spec.pop("kwargs", {}) or {})

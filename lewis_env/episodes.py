@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 
 from lewis_env.data.types import Concept, ConceptDataset, ImageRef
-from lewis_env.parsing import LETTERS
 
 
 @dataclass(frozen=True)
 class Episode:
-    """One single-step episode of any role; role-specific fields stay empty for the others."""
+    """One single-step episode of any task (``role`` is the task id); fields a task does not use stay empty."""
 
     episode_id: int
     role: str
@@ -42,10 +41,10 @@ class Episode:
 
     @property
     def answer(self) -> str:
-        """The correct option letter (VQA, identification, listener) or yes/no (recognition)."""
-        if self.role == "recognition":
-            return "yes" if self.positive else "no"
-        return LETTERS[self.target_index]
+        """The correct answer as its task writes it: an option letter, or yes/no (``TaskSpec.answer_text``)."""
+        from lewis_env.tasks import get_task
+
+        return get_task(self.role).answer_text(self.target_index)
 
 
 def target_pairs(ds: ConceptDataset) -> list[tuple[str, int]]:

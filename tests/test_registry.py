@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_builtins_register_lazily_without_heavy_imports():
             "loaded = [m for m in ('baselines.rule', 'baselines.clip_agent', 'baselines.random_agent', "
             "'agents.qwen.agent', 'lewis_env.listeners.http', 'lewis_env.data.hf', 'torch') if m in sys.modules]; "
             "print(sorted(names), sorted(ls), loaded)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("[]"), out.stdout
@@ -181,7 +182,7 @@ def test_base_agent_flags_are_per_instance():
 
     class Oracle(BaseAgent):
         name = "oracle-test"
-        flags = {"oracle": True}
+        flags: ClassVar[dict] = {"oracle": True}
 
     a, b = Oracle(), BaseAgent()
     a.flags["display_name"] = "mine"

@@ -16,7 +16,7 @@ import numpy as np
 
 from lewis_env.data.types import ConceptDataset, ImageRef
 from lewis_env.episodes import Episode, PairSchedule, episode_rng
-from lewis_env.parsing import parse_choice, parse_yes_no
+from lewis_env.tasks import TaskSpec
 
 SPLITS = ("test", "train", "all")
 ACTION_MODES = ("text", "index")
@@ -86,7 +86,15 @@ class LewisEnv(gym.Env):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    #: The task this env plays (``lewis_env.tasks``): spaces, answer parsing, choices, metrics come from it.
+    task: ClassVar[TaskSpec | None] = None
     role = "base"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that names its ``task`` gets ``role = task.id``."""
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("task") is not None:
+            cls.role = cls.task.id
 
     def __init__(self, dataset: Any = "synthetic", split: str = "test", k: int = 4, image_size: int = 224,
                  action_mode: str = "text", seed: int = 0, num_episodes: int | None = None, data_seed: int = 23,
@@ -148,6 +156,11 @@ class LewisEnv(gym.Env):
     def vocabulary(self) -> Any:
         """The token vocabulary of numeric observations (``lewis_env.numeric.Vocabulary``), None in text mode."""
         return None if self.codec is None else self.codec.vocabulary
+
+    def _build_spaces(self) -> None:
+        """Observation and action spaces from the task spec (call once the sizes they read are set)."""
+        self.observation_space = self.task.observation_space(self)
+        self.action_space = self.task.action_space(self)
 
     # -- to be provided by subclasses -----------------------------------------------------------
     def _setup(self) -> None:
@@ -260,10 +273,7 @@ class LewisEnv(gym.Env):
             if not 0 <= i < n:
                 return None, f"index {i} out of range [0, {n}) for this episode"
             return i, None
-        if self.role == "recognition":
-            yes, err = parse_yes_no(action)
-            return (None, err) if yes is None else (int(yes), None)
-        return parse_choice(action, n, list(ep.options) or None)
+        return self.task.parse_answer(action, n, list(ep.options) or None)
 
     def _score(self, eps: Sequence[Episode], actions: Sequence[Any]) -> tuple[list[float], list[dict]]:
         """(python-float rewards, step infos) for already type-checked actions."""

@@ -5,26 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from lewis_env.descriptions import DescriptionSource, DescriptionSpec, default_description_spec
 from lewis_env.envs.base import LewisEnv, resolve_negatives
-from lewis_env.envs.spaces import image_space, sanitize_text, text_space
+from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode, query_images, reference_images
 from lewis_env.parsing import LETTERS
+from lewis_env.tasks.builtin import IDENTIFICATION
 
 
 class IdentificationEnv(LewisEnv):
     """Candidates = the true concept and its k-1 hard negatives (the top-k retrieval), shuffled."""
 
-    role = "identification"
+    task = IDENTIFICATION
 
     def __init__(self, *args: Any, descriptions: DescriptionSpec | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset), self.dataset)
-        self.observation_space = spaces.Dict({"query": image_space(self.image_size), "database": text_space(),
-                                              "question": text_space()})
-        self.action_space = spaces.Discrete(self.k) if self.action_mode == "index" else text_space()
+        self._build_spaces()
 
     def _setup(self) -> None:
         """Resolve the retrieval table (k-1 hard negatives per concept) up front."""

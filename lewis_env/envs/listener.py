@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from gymnasium import spaces
-
 from lewis_env.descriptions import DescriptionSource, DescriptionSpec, default_description_spec
 from lewis_env.envs.game import LewisGameEnv
-from lewis_env.envs.spaces import images_space, sanitize_text, text_space
+from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode
 from lewis_env.parsing import LETTERS
+from lewis_env.tasks.builtin import LISTENER
 
 
 class LewisListenerEnv(LewisGameEnv):
     """The agent is the listener: ``Discrete(K)`` in index mode, a letter/number answer in text mode."""
 
-    role = "listener"
+    task = LISTENER
 
     def __init__(self, *args: Any, descriptions: DescriptionSpec | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset), self.dataset)
-        self.observation_space = spaces.Dict({"description": text_space(),
-                                              "candidates": images_space(self.k, self.image_size),
-                                              "question": text_space()})
-        self.action_space = spaces.Discrete(self.k) if self.action_mode == "index" else text_space()
+        self._build_spaces()
 
     def _question(self) -> str:
         return (f"Which of the {self.k} images shows the object described? Answer with its letter "

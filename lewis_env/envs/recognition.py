@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from lewis_env.descriptions import DescriptionSource, DescriptionSpec, default_description_spec
 from lewis_env.envs.base import LewisEnv, _check_int, resolve_negatives
-from lewis_env.envs.spaces import image_space, images_space, sanitize_text, text_space
+from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode, pick, query_images, reference_images
+from lewis_env.tasks.builtin import RECOGNITION
 
 
 def pick_references(rng: np.random.Generator, refs: list, r: int, avoid: str | None = None) -> tuple:
@@ -30,7 +30,7 @@ def pick_references(rng: np.random.Generator, refs: list, r: int, avoid: str | N
 class RecognitionEnv(LewisEnv):
     """Binary personalised recognition; action yes/no (index mode: ``Discrete(2)``, 1 = yes)."""
 
-    role = "recognition"
+    task = RECOGNITION
 
     def __init__(self, *args: Any, descriptions: DescriptionSpec | None = None, num_reference_shown: int = 1,
                  num_negatives: int = 3, pairing: str = "balanced", **kwargs: Any) -> None:
@@ -43,10 +43,7 @@ class RecognitionEnv(LewisEnv):
         self._negs = resolve_negatives(self.dataset, self.num_negatives, self.negatives_spec)  # fail/say it now
         self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset, allow_none=True),
                                               self.dataset)
-        self.observation_space = spaces.Dict({
-            "reference": images_space(self.num_reference_shown, self.image_size), "description": text_space(),
-            "query": image_space(self.image_size), "question": text_space()})
-        self.action_space = spaces.Discrete(2) if self.action_mode == "index" else text_space()
+        self._build_spaces()
 
     def _num_choices(self, ep: Episode) -> int:
         return 2

@@ -15,12 +15,13 @@ from gymnasium import spaces
 
 from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS
 from lewis_env.envs.game import LewisGameEnv
-from lewis_env.envs.spaces import image_space, images_space, sanitize_text, text_space
+from lewis_env.envs.spaces import images_space, sanitize_text, text_space
 from lewis_env.episodes import Episode
 from lewis_env.listeners.base import Listener, make_listener
 from lewis_env.parsing import extract_description
 from lewis_env.rewards import SpeakerReward
 from lewis_env.speakers import describe
+from lewis_env.tasks.builtin import SPEAKER
 
 INSTRUCTION = (
     "You are the speaker in a reference game. Describe the object in the image so that a listener can pick "
@@ -33,7 +34,7 @@ INSTRUCTION = (
 class LewisSpeakerEnv(LewisGameEnv):
     """The agent is the speaker of the Lewis referential game."""
 
-    role = "speaker"
+    task = SPEAKER
 
     def __init__(self, *args: Any, listener: str | Listener | None = "rule",
                  listener_kwargs: Mapping[str, Any] | None = None, reward_preset: str = "readme",
@@ -48,10 +49,10 @@ class LewisSpeakerEnv(LewisGameEnv):
         self.reward = SpeakerReward(reward_preset, reward_weights, extra_rewards)
         self.speaker_sees_distractors = bool(speaker_sees_distractors)
         self.instruction = sanitize_text((instruction or INSTRUCTION).format(k=self.k))
-        obs = {"image": image_space(self.image_size), "instruction": text_space()}
+        obs = self.task.observation_space(self)
         if self.speaker_sees_distractors:
             obs["distractors"] = images_space(self.k - 1, self.image_size)
-        self.observation_space = spaces.Dict(obs)
+        self.observation_space = obs
         vocab = self.full_dataset.attribute_values()  # the same slots on every split: a policy reloads
         self.slot_keys = tuple([k for k in CONCEPT_ATTRIBUTE_KEYS if k in vocab] +
                                [k for k in vocab if k not in CONCEPT_ATTRIBUTE_KEYS])

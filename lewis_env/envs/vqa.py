@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from lewis_env.data.types import ImageRef, VQAQuestion
 from lewis_env.envs.base import LewisEnv, _check_int, resolve_negatives
 from lewis_env.envs.recognition import pick_references
-from lewis_env.envs.spaces import image_space, images_space, sanitize_text, text_space
+from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode, pick, query_images, reference_images
 from lewis_env.parsing import LETTERS
+from lewis_env.tasks.builtin import VQA
 
 QUESTION_TYPES: tuple[str, ...] = ("color", "pattern", "mark", "position", "count", "presence")
 _TEMPLATES = {"color": "What colour is {name} in this image?", "pattern": "What pattern does {name} have?",
@@ -33,7 +33,7 @@ def _show(qtype: str, value: str) -> str:
 class VQAEnv(LewisEnv):
     """Multiple-choice VQA; text answers are option letters or option text, index mode ``Discrete(options)``."""
 
-    role = "vqa"
+    task = VQA
 
     def __init__(self, *args: Any, num_options: int = 4, num_reference_shown: int = 1,
                  question_source: str = "auto", question_types: tuple[str, ...] | list[str] | None = None,
@@ -53,10 +53,7 @@ class VQAEnv(LewisEnv):
         self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1)
         if self._questions:
             self.num_options = max(self.num_options, max(len(q.options) for q in self._questions))
-        self.observation_space = spaces.Dict({
-            "image": image_space(self.image_size), "reference": images_space(self.num_reference_shown, self.image_size),
-            "question": text_space(), "options": text_space()})
-        self.action_space = spaces.Discrete(self.num_options) if self.action_mode == "index" else text_space()
+        self._build_spaces()
 
     def _default_num_episodes(self) -> int:
         return len(self._questions) if self._questions is not None else len(self.schedule)
