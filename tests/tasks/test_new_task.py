@@ -85,8 +85,10 @@ def test_a_sixth_task_is_one_env_class_plus_one_spec(reid_task, tmp_path):
     md = to_markdown(entries)
     header = next(line for line in md.splitlines() if "listener" in line and "reid" in line)
     assert header.index("listener") < header.index("reid")  # new tasks follow the built-ins
-    files = write_board(entries, tmp_path / "board")
+    files = write_board(store.rows(), tmp_path / "board")
     assert all(p.exists() for p in files.values())
+    board_md = files["md"].read_text()
+    assert "reid" in board_md and "random" in board_md
     assert get_task("reid").chance(env.unwrapped, [0, 1]) == pytest.approx(1 / 3)
     assert entries[0].chance.get("reid") == pytest.approx(1 / 3)
     store.close()
