@@ -21,9 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lewis_env import paths
+
 #: Bump when the recipe changes so stale caches are rebuilt.
 TINY_VERSION = 1
-TINY_DIRNAME = f"tiny-qwen2vl-v{TINY_VERSION}"
+#: The model alias every loader accepts for this checkpoint (``model="tiny"``), and its display name.
+TINY_ALIAS = "tiny"
+TINY_NAME = "tiny-qwen2vl"
+TINY_DIRNAME = f"{TINY_NAME}-v{TINY_VERSION}"
 
 #: Qwen2-VL's chat template (byte-identical to Qwen2.5-VL's; also shipped by TRL as ``qwen2_5_vl.jinja``).
 QWEN2VL_CHAT_TEMPLATE = (
@@ -59,29 +64,12 @@ TINY_VISION = dict(depth=1, embed_dim=32, num_heads=2, mlp_ratio=2, patch_size=1
 TINY_MIN_PIXELS = 56 * 56
 TINY_MAX_PIXELS = 112 * 112
 
-_FALLBACK_CATEGORIES = ("mug", "ball", "bag", "hat", "plant", "book", "shoe", "lamp", "bottle", "clock")
-_FALLBACK_ATTRIBUTES = {
-    "color": ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"],
-    "pattern": ["plain", "striped", "dotted", "checkered"],
-    "mark": ["none", "star", "heart", "cross", "ring"],
-    "shape": ["tall", "wide", "round"],
-    "size": ["small", "large"],
-}
-
-
-def cache_root() -> Path:
-    """The lewis-bench cache dir: ``$LEWIS_BENCH_CACHE`` or ``~/.cache/lewis_bench``."""
-    return Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")
-
 
 def _task_vocabulary() -> tuple[list[str], dict[str, list[str]]]:
-    """Categories and attribute values of the synthetic world (built-in list when lewis_env lacks them)."""
-    try:
-        from lewis_env.data import synthetic
+    """Categories and attribute values of the synthetic world (``lewis_env.data.synthetic``, the one home)."""
+    from lewis_env.data.synthetic import ATTRIBUTE_VALUES, CATEGORIES
 
-        return list(synthetic.CATEGORIES), {k: list(v) for k, v in synthetic.ATTRIBUTE_VALUES.items()}
-    except (ImportError, AttributeError):
-        return list(_FALLBACK_CATEGORIES), {k: list(v) for k, v in _FALLBACK_ATTRIBUTES.items()}
+    return list(CATEGORIES), {k: list(v) for k, v in ATTRIBUTE_VALUES.items()}
 
 
 def _corpus() -> Iterator[str]:
@@ -230,7 +218,7 @@ def random_qwen2vl(size: str = "tiny", dtype: Any = None, device: Any = None, se
 
 def tiny_model_path(seed: int = 0) -> Path:
     """The cached tiny checkpoint dir, building it once (atomic rename; safe across parallel processes)."""
-    root = cache_root()
+    root = paths.cache_dir()
     final = root / (TINY_DIRNAME if seed == 0 else f"{TINY_DIRNAME}-s{seed}")
     if (final / "lewis_tiny.json").exists():
         return final

@@ -31,11 +31,10 @@ class SuiteError(ValueError):
 
 
 def conf_dir() -> Path:
-    """The config folder: ``$LEWIS_BENCH_CONF`` or the repository's ``conf/``."""
-    env = os.environ.get("LEWIS_BENCH_CONF")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / "conf"
+    """The config folder (``lewis_env.paths.conf_dir``: ``$LEWIS_BENCH_CONF`` or the packaged ``conf/``)."""
+    from lewis_env.paths import conf_dir as _conf_dir
+
+    return _conf_dir()
 
 
 @dataclass

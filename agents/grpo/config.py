@@ -30,9 +30,13 @@ class ConfigError(ValueError):
 
 
 def conf_dir() -> Path:
-    """The Hydra conf/ folder: $LEWIS_BENCH_CONF, else the repo's conf/ next to the package."""
-    env = os.environ.get("LEWIS_BENCH_CONF")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    """The Hydra conf/ folder (``lewis_env.paths.conf_dir``), checked to hold the training config."""
+    from lewis_env.paths import conf_dir as _conf_dir
+
+    try:
+        path = _conf_dir()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (set LEWIS_BENCH_CONF to the conf/ folder)") from None
     if not (path / f"{PRIMARY_CONFIG}.yaml").is_file():
         raise FileNotFoundError(f"no {PRIMARY_CONFIG}.yaml in conf dir {path} (set LEWIS_BENCH_CONF to the conf/ folder)")
     return path
@@ -215,8 +219,10 @@ def validate(train: Any) -> None:
 
 def model_short_name(model: str) -> str:
     """``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``Qwen2.5-VL-7B``; ``tiny`` -> ``tiny-qwen2vl``."""
-    if model == "tiny":
-        return "tiny-qwen2vl"
+    from agents.tiny import TINY_ALIAS, TINY_NAME
+
+    if model == TINY_ALIAS:
+        return TINY_NAME
     name = Path(str(model).rstrip("/")).name
     return re.sub(r"-Instruct$", "", name) or "model"
 
@@ -237,15 +243,6 @@ def output_dir(train: Any) -> Path:
     suffix = f"r{train.lora_r}_a{train.lora_alpha}" if train.use_peft else "full"
     game = GAME_NAMES.get(str(train.role), f"lewis-{train.role}")
     return Path(str(train.output_root)) / f"{short}_GRPO_{game}_{train.dataset_name}_seed_{train.seed}_{suffix}"
-
-
-def resolve_model_path(model: str) -> str:
-    """``tiny`` -> the cached tiny Qwen2-VL folder; anything else unchanged."""
-    if model == "tiny":
-        from agents.tiny import tiny_model_path
-
-        return str(tiny_model_path())
-    return str(model)
 
 
 def deepspeed_path(value: str | None) -> str | None:

@@ -57,20 +57,23 @@ def make_env(train: Any) -> Any:
         raise ValueError(f"cannot make env {train.env.id!r} from train.env: {exc}") from exc
 
 
-def load_model_and_processor(train: Any, checkpoint: str | None = None) -> tuple[Any, Any]:
-    """The policy model and its processor from ``train.model`` (``tiny`` resolves to the offline tiny Qwen2-VL).
+def load_policy(train: Any, checkpoint: str | None = None) -> tuple[Any, Any]:
+    """The policy to train and its processor from ``train.model`` (path, hub id or ``tiny``).
 
-    With ``checkpoint`` (a full-model run being resumed) the weights come from the checkpoint through
+    Path resolution and the processor are ``agents.qwen.loading``'s; the weights differ from its
+    ``load_model_and_processor`` on purpose: no device placement or eval mode (Trainer/accelerate own those),
+    and with ``checkpoint`` (a full-model run being resumed) they come from the checkpoint through
     ``from_pretrained``, which maps the saved key names onto the model's: Trainer's own resume loads the file
     without that mapping and, for Qwen2-VL in transformers 5, silently restores only ``lm_head``. LoRA runs
     keep the base weights of ``train.model``; Trainer restores their adapter.
     """
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
-    path = C.resolve_model_path(str(train.model))
-    proc_kwargs = {k: int(train[k]) for k in ("min_pixels", "max_pixels") if train[k]}
-    processor = AutoProcessor.from_pretrained(path, **proc_kwargs)
+    from agents.qwen.loading import load_processor, resolve_model_path
+
+    path = resolve_model_path(str(train.model))
+    processor = load_processor(path, min_pixels=train.min_pixels or None, max_pixels=train.max_pixels or None)
     model_kwargs: dict[str, Any] = {"dtype": getattr(torch, str(train.torch_dtype))}
     if train.attn_implementation:
         model_kwargs["attn_implementation"] = str(train.attn_implementation)
@@ -126,7 +129,7 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     scorer = BatchScorer(env, on_scored=logger.on_scored)
     reward_funcs = make_reward_funcs(scorer, terms)
 
-    model, processor = load_model_and_processor(train, checkpoint=ckpt)
+    model, processor = load_policy(train, checkpoint=ckpt)
     warm = C.to_container(train.warm_start) or {}
     if warm.get("words") and ckpt is None:  # a resumed run's checkpoint already holds the warm-started weights
         from agents.grpo.warmstart import vocabulary_warm_start

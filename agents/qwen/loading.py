@@ -14,10 +14,11 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 
 
 def resolve_model_path(model: str | Path) -> str:
-    """``"tiny"`` -> the cached offline tiny checkpoint; anything else is a path or hub id, returned as str."""
-    if str(model) == "tiny":
-        from agents.tiny import tiny_model_path
+    """``"tiny"`` (``agents.tiny.TINY_ALIAS``) -> the cached offline tiny checkpoint; anything else is a path or
+    hub id, returned as str (FileNotFoundError when it is neither)."""
+    from agents.tiny import TINY_ALIAS, tiny_model_path
 
+    if str(model) == TINY_ALIAS:
         return str(tiny_model_path())
     path = str(model)
     if not Path(path).expanduser().exists() and (path.count("/") != 1 or path.startswith((".", "/", "~"))):

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lewis_env.parsing import LETTERS
+
 #: The text right before the description in the listener pair prompt; the shared-prefix scorer cuts here.
 DESCRIPTION_MARKER = "Description:"
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 SPEAKER_PROMPT = (
     "You are the speaker in a reference game. Describe the {object} in the image so that a listener can "

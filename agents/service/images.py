@@ -39,8 +39,10 @@ _FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif",
 
 
 def default_allowed_roots() -> list[Path]:
-    """``$LEWIS_BENCH_CACHE`` or ``~/.cache/lewis_bench``: where synthetic worlds live."""
-    return [Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")]
+    """The lewis-bench cache dir (``lewis_env.paths.cache_dir``): where synthetic worlds live."""
+    from lewis_env.paths import cache_dir
+
+    return [cache_dir()]
 
 
 def _short(text: str, n: int = 240) -> str:

@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from lewis_env import paths
 from lewis_env.data.images import load_pil
 
 if TYPE_CHECKING:  # pragma: no cover
     from lewis_env.data.types import ConceptDataset
 
-
-def _default_cache() -> Path:
-    return Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")
 
 
 class ClipWeightsError(ValueError):
@@ -103,7 +101,7 @@ class ClipEmbedder:
         self.pretrained = pretrained
         self.device = device
         self.batch_size = int(batch_size)
-        base = Path(cache_dir) if cache_dir is not None else _default_cache() / "clip"
+        base = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "clip"
         # random weights depend on the seed, so the seed is part of their cache key
         tag = _pretrained_tag(pretrained) + (f"-seed{seed}" if pretrained is None else "")
         self.cache_dir = base / f"{model_name}-{tag}"

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lewis_env import paths
 from lewis_env.data.types import Concept, ConceptDataset, ImageRef, VQAQuestion
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,9 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 REQUIRED_COLUMNS = ("concept_id", "image")
 _META_TAG = "lewis_bench_meta:"
 
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")
 
 
 def to_hf_dataset(ds: ConceptDataset) -> datasets.Dataset:
@@ -99,7 +97,7 @@ def from_hf_dataset(hf_ds: datasets.Dataset, name: str | None = None, cache_dir:
         blobs.append(data)
         h.update(hashlib.sha256(data).digest())
     h.update(json.dumps(cols, sort_keys=True, default=str).encode())
-    out_root = Path(cache_dir) if cache_dir is not None else _cache_root() / "hf" / h.hexdigest()[:16]
+    out_root = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "hf" / h.hexdigest()[:16]
 
     n = len(images)
 

@@ -7,7 +7,6 @@ Loaders are registered by kind and imported lazily, so ``load_dataset("synthetic
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,8 +74,10 @@ def parse_spec(spec: str | Mapping[str, Any], **kwargs: Any) -> tuple[str, str |
 def _memo_key(kind: str, root: str | None, kwargs: dict[str, Any]) -> str:
     if root is not None:
         root = str(Path(root).expanduser().resolve())
-    cache_env = os.environ.get("LEWIS_BENCH_CACHE")  # the default cache dir is part of what was loaded
-    return json.dumps([kind, root, kwargs, cache_env], sort_keys=True, default=repr)
+    from lewis_env.paths import cache_dir
+
+    cache = str(cache_dir())  # the default cache dir is part of what was loaded
+    return json.dumps([kind, root, kwargs, cache], sort_keys=True, default=repr)
 
 
 def load_dataset(spec: str | Mapping[str, Any] | ConceptDataset = "synthetic", *, memo: bool = True,

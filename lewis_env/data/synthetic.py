@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from lewis_env import paths
 from lewis_env.data.types import CONCEPT_ATTRIBUTE_KEYS, Concept, ConceptDataset, ImageRef
 
 #: Bump when the drawing code changes so old caches are not reused.
@@ -58,8 +59,8 @@ assert sum(len(v) for v in ATTRIBUTE_VALUES.values()) == len({x for v in ATTRIBU
 
 
 def default_cache_dir() -> Path:
-    """``$LEWIS_BENCH_CACHE`` or ``~/.cache/lewis_bench``: where generated worlds and embeddings live."""
-    return Path(os.environ.get("LEWIS_BENCH_CACHE") or Path.home() / ".cache" / "lewis_bench")
+    """Where generated worlds live: ``lewis_env.paths.cache_dir()``."""
+    return paths.cache_dir()
 
 
 def describe(category: str, attributes: dict[str, str]) -> str:

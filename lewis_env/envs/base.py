@@ -20,13 +20,21 @@ from lewis_env.tasks import TaskSpec
 
 SPLITS = ("test", "train", "all")
 ACTION_MODES = ("text", "index")
+#: Upper bounds of env sizes (an observation holds up to MAX_K images of MAX_IMAGE_SIZE² RGB pixels).
+MAX_K = 26  # answers are letters A-Z
+MAX_IMAGE_SIZE = 2048
+MAX_IMAGES_SHOWN = 16  # reference images per observation
+MAX_EPISODES = 10_000_000
 _NEG_MEMO: dict[tuple[str, int, str], dict[str, list[str]]] = {}
 _NEG_LOCK = threading.Lock()
 
 
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int in ``[lo, hi]``; a ValueError naming the setting and its bounds otherwise."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo
+            or (hi is not None and value > hi)):
+        bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
     return int(value)
 
 
@@ -109,8 +117,8 @@ class LewisEnv(gym.Env):
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         if render_mode is not None:
             raise ValueError(f"lewis-bench envs do not render; render_mode must be None, got {render_mode!r}")
-        self.k = _check_int("k", k, 2)
-        self.image_size = _check_int("image_size", image_size, 8)
+        self.k = _check_int("k", k, 2, MAX_K)
+        self.image_size = _check_int("image_size", image_size, 8, MAX_IMAGE_SIZE)
         self.seed_value = _check_int("seed", seed, 0)
         self.action_mode = action_mode
         if obs_mode not in OBS_MODES:
@@ -131,10 +139,11 @@ class LewisEnv(gym.Env):
         self.negatives_spec = negatives
         self.schedule = PairSchedule(self.dataset, self.seed_value)
         self._setup()
-        n = self._default_num_episodes() if num_episodes is None else _check_int("num_episodes", num_episodes, 1)
+        n = self._default_num_episodes() if num_episodes is None else _check_int("num_episodes", num_episodes, 1, MAX_EPISODES)
         self.num_episodes = n
         self._episodes: dict[int, Episode] = {}
         self._current: Episode | None = None
+        self._ended = False  # the current episode was stepped (single-step: it terminated)
 
     # -- observation mode ----------------------------------------------------------------------
     @property
@@ -229,16 +238,20 @@ class LewisEnv(gym.Env):
         else:
             i = int(self.np_random.integers(self.num_episodes))
         ep = self.episode(i)
-        self._current = ep
+        self._current, self._ended = ep, False
         return self.observation(ep.episode_id), self.info(ep)
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Score the action for the current episode; always terminates (single-step episodes)."""
         if self._current is None:
             raise RuntimeError("call reset() before step()")
+        if self._ended:  # else an agent could collect the reward by trying every answer
+            raise RuntimeError(f"episode {self._current.episode_id} has ended (episodes are single-step); "
+                               f"call reset() before step()")
         ep = self._current
         self.check_action(action)
         rewards, infos = self._score([ep], [action])
+        self._ended = True
         return self.observation(ep.episode_id), rewards[0], True, False, infos[0]
 
     def score_batch(self, episode_ids: Sequence[int], actions: Sequence[Any]) -> tuple[np.ndarray, list[dict]]:
@@ -326,4 +339,4 @@ class LewisEnv(gym.Env):
         super().close()
 
 
-__all__ = ["ACTION_MODES", "SPLITS", "LewisEnv", "resolve_negatives"]
+__all__ = ["ACTION_MODES", "MAX_EPISODES", "MAX_IMAGES_SHOWN", "MAX_IMAGE_SIZE", "MAX_K", "SPLITS", "LewisEnv", "resolve_negatives"]

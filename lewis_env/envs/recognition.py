@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lewis_env.descriptions import DescriptionSource, DescriptionSpec, default_description_spec
-from lewis_env.envs.base import LewisEnv, _check_int, resolve_negatives
+from lewis_env.envs.base import MAX_IMAGES_SHOWN, MAX_K, LewisEnv, _check_int, resolve_negatives
 from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode, pick, query_images, reference_images
 from lewis_env.tasks.builtin import RECOGNITION
@@ -38,8 +38,8 @@ class RecognitionEnv(LewisEnv):
             raise ValueError(f"pairing must be 'balanced' or 'all', got {pairing!r}")
         self.pairing = pairing
         super().__init__(*args, **kwargs)
-        self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1)
-        self.num_negatives = min(_check_int("num_negatives", num_negatives, 1), len(self.dataset) - 1)
+        self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1, MAX_IMAGES_SHOWN)
+        self.num_negatives = min(_check_int("num_negatives", num_negatives, 1, MAX_K), len(self.dataset) - 1)
         self._negs = resolve_negatives(self.dataset, self.num_negatives, self.negatives_spec)  # fail/say it now
         self.descriptions = DescriptionSource(descriptions or default_description_spec(self.dataset, allow_none=True),
                                               self.dataset)

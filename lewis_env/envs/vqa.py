@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lewis_env.data.types import ImageRef, VQAQuestion
-from lewis_env.envs.base import LewisEnv, _check_int, resolve_negatives
+from lewis_env.envs.base import MAX_IMAGES_SHOWN, MAX_K, LewisEnv, _check_int, resolve_negatives
 from lewis_env.envs.recognition import pick_references
 from lewis_env.envs.spaces import sanitize_text
 from lewis_env.episodes import Episode, pick, query_images, reference_images
@@ -38,9 +38,7 @@ class VQAEnv(LewisEnv):
     def __init__(self, *args: Any, num_options: int = 4, num_reference_shown: int = 1,
                  question_source: str = "auto", question_types: tuple[str, ...] | list[str] | None = None,
                  **kwargs: Any) -> None:
-        self.num_options = _check_int("num_options", num_options, 2)
-        if self.num_options > 26:
-            raise ValueError(f"num_options must be <= 26, got {num_options}")
+        self.num_options = _check_int("num_options", num_options, 2, MAX_K)
         if question_source not in ("auto", "dataset", "generated"):
             raise ValueError(f"question_source must be 'auto', 'dataset' or 'generated', got {question_source!r}")
         self.question_source = question_source
@@ -50,7 +48,7 @@ class VQAEnv(LewisEnv):
             raise ValueError(f"unknown question_types {bad}; known: {QUESTION_TYPES}")
         self._questions: list[VQAQuestion] | None = None
         super().__init__(*args, **kwargs)
-        self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1)
+        self.num_reference_shown = _check_int("num_reference_shown", num_reference_shown, 1, MAX_IMAGES_SHOWN)
         if self._questions:
             self.num_options = max(self.num_options, max(len(q.options) for q in self._questions))
         self._build_spaces()
