@@ -12,8 +12,8 @@ from typing import Any
 from agents.grpo import config as C
 from agents.grpo.adapter import (
     BatchScorer,
-    episode_prompt,
     env_reward_spec,
+    episode_prompt,
     make_reward_funcs,
     resolve_reward_terms,
     rows_to_dataset,
