@@ -157,11 +157,14 @@ def test_speaker_index_mode_renders_slots(make_env) -> None:
         action = base.encode_attributes(base.dataset.concept(base.episode(i).target_concept).attributes)
         _, r, _, _, info = env.step(action)
         assert info["correct"] and r == pytest.approx(2.1)
+    env.reset(options={"episode_id": 0})  # a finished episode cannot be stepped again
     _, r, _, _, info = env.step(np.zeros(len(base.slot_keys), dtype=np.int64))
     assert info["parse_error"] is None and info["description"].startswith("A photo of a")
     bad = np.full(len(base.slot_keys), 99, dtype=np.int64)
+    env.reset(options={"episode_id": 0})
     _, r, _, _, info = env.step(bad)
     assert r == 0.0 and "out of range" in info["parse_error"]
+    env.reset(options={"episode_id": 0})
     with pytest.raises(TypeError, match="int array of shape"):
         env.step(np.zeros(2, dtype=np.int64))
     with pytest.raises(TypeError, match="int array"):
