@@ -312,7 +312,7 @@ def test_bad_config_errors(make_env) -> None:
     with pytest.raises(ValueError, match="k must be an int"):
         make_env("listener", k=1)
     with pytest.raises(ValueError, match="need at least"):
-        make_env("listener", k=40)
+        make_env("listener", k=26)
     with pytest.raises(KeyError, match="unknown listener"):
         make_env("speaker", listener="nobody")
 
