@@ -111,19 +111,25 @@ def plot_language_table(rows: Sequence[ResultRow], path: str | Path) -> Path | N
     cells = [[_label(r), f"{r.suite}-{r.suite_version}", *[_cell(r, m, f) for m, _, f in TABLE_COLUMNS]]
              for r in lrows]
     cols = ["agent", "suite", *[h for _, h, _ in TABLE_COLUMNS]]
-    fig, ax = plt.subplots(figsize=(min(20, 2.2 + 1.05 * len(cols)), 0.9 + 0.38 * (len(cells) + 1)))
+    label_w = max(len(c[0]) for c in cells) * 0.085 + 0.4
+    fig, ax = plt.subplots(figsize=(label_w + 1.3 + 0.72 * len(TABLE_COLUMNS), 0.75 + 0.3 * (len(cells) + 1)))
     ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="right", colLoc="center")
+    table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="right", colLoc="center",
+                     bbox=[0.0, 0.0, 1.0, 1.0])
     table.auto_set_font_size(False)
     table.set_fontsize(9)
-    table.auto_set_column_width(list(range(len(cols))))
+    widths = [label_w, 1.3, *[0.72] * len(TABLE_COLUMNS)]
     for (r, c), cell in table.get_celld().items():
+        cell.set_width(widths[c] / sum(widths))
         if r == 0:
             cell.set_facecolor("#e6e6e6")
             cell.set_text_props(weight="bold")
         elif c < 2:
             cell.set_text_props(ha="left")
-    ax.set_title("Speaker language (speaker task, mean over seeds)", fontsize=11)
+            cell.get_text().set_x(0.02)
+        if r > 0 and (getattr(lrows[r - 1], "agent_flags", None) or {}).get("oracle"):
+            cell.set_facecolor("#fff6e0")  # oracles read ground truth: shaded as on the board
+    ax.set_title("Speaker language (speaker task, mean over seeds; docs/LANGUAGE.md)", fontsize=10)
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

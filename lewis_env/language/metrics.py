@@ -80,6 +80,16 @@ def wordpunct_tokens(text: str) -> list[str]:
 
 
 # -- topographic similarity ----------------------------------------------------------------------
+def _scipy(module: str) -> Any:
+    """Import a scipy module, or say which extra provides it (the core install has no scipy)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"language metrics need scipy ({module}): pip install 'lewis-bench[language]'") from None
+
+
 def edit_distances(messages: Sequence[Sequence[int]]) -> np.ndarray:
     """Condensed (``pdist`` order) Levenshtein distances between integer sequences, / mean length of each pair.
 
@@ -141,8 +151,7 @@ def encode_attributes(meanings: Sequence[Mapping[str, str]], keys: Sequence[str]
 
 def topographic_similarity(meaning_dist: np.ndarray, message_dist: np.ndarray) -> float:
     """Spearman correlation of two condensed distance vectors (NaN when either is constant or too short)."""
-    from scipy.stats import spearmanr
-
+    spearmanr = _scipy("scipy.stats").spearmanr
     a, b = np.asarray(meaning_dist, dtype=float), np.asarray(message_dist, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"distance vectors differ in length: {a.shape} vs {b.shape}")
@@ -153,8 +162,7 @@ def topographic_similarity(meaning_dist: np.ndarray, message_dist: np.ndarray) -
 
 def topsim_attributes(meanings: Sequence[Mapping[str, str]], texts: Sequence[str]) -> float:
     """Topographic similarity with Hamming distance over attributes and normalised word edit distance."""
-    from scipy.spatial.distance import pdist
-
+    pdist = _scipy("scipy.spatial.distance").pdist
     if len(meanings) != len(texts):
         raise ValueError(f"{len(meanings)} meanings but {len(texts)} texts")
     if len(texts) < 3:
@@ -165,8 +173,7 @@ def topsim_attributes(meanings: Sequence[Mapping[str, str]], texts: Sequence[str
 
 def topsim_embeddings(embeddings: np.ndarray, texts: Sequence[str]) -> float:
     """Topographic similarity with cosine distance between (image) embeddings as the meaning distance."""
-    from scipy.spatial.distance import pdist
-
+    pdist = _scipy("scipy.spatial.distance").pdist
     emb = np.asarray(embeddings, dtype=float)
     if emb.ndim != 2 or emb.shape[0] != len(texts):
         raise ValueError(f"embeddings must be (n, d) with n = {len(texts)} texts, got {emb.shape}")
