@@ -108,3 +108,21 @@ def test_agent_judge_evaluates_and_refines_through_generate():
     assert any("state or location" in p for p in model.prompts)
     with pytest.raises(TypeError, match="cannot generate text"):
         AgentJudge(object())
+
+
+@pytest.mark.slow
+def test_cli_with_a_registered_qwen_agent(tmp_path):
+    """--by agent through the registry with the tiny offline Qwen2-VL (random weights: its answers are noise,
+    so the test checks the plumbing and that unparseable verdicts are counted, not replaced)."""
+    src = tmp_path / "db.json"
+    src.write_text(json.dumps({"a": "A red mug sitting on a table.", "b": "A blue cup."}))
+    args = ["descriptions", "evaluate", str(src), "--by", "agent", "--agent", "qwen-vl", "--agent-kw",
+            "model=tiny", "--agent-kw", "max_new_tokens=3", "--out", str(tmp_path)]
+    assert data_main(args) == 0
+    stats = json.loads((tmp_path / "db.stats.json").read_text())["stats"]
+    assert stats["evaluator"] == "agent:qwen-vl" and stats["n"] == 2
+    assert 0 <= stats["unparsed"] <= 4
+    assert data_main(["descriptions", "refine", str(src), "--mode", "state", "--by", "agent", "--agent", "qwen-vl",
+                      "--agent-kw", "max_new_tokens=3", "--out", str(tmp_path)]) == 0
+    refined = json.loads((tmp_path / "db.refined-state.json").read_text())
+    assert set(refined) == {"a", "b"} and all(isinstance(v, str) for v in refined.values())
