@@ -154,7 +154,7 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
     trainer.save_model(str(out))
     if rank0:
         processor.save_pretrained(str(out))
-        plot_language_curves(out / ROLLOUTS_FILE, out, dataset=env.unwrapped.dataset)  # next to reward_curve.png
+        plot_language_curves(out / ROLLOUTS_FILE, out, dataset=getattr(env.unwrapped, "dataset", None))  # by reward_curve.png
     # this process's own measurements: other ranks must not read metrics.json while rank 0 (re)writes it
     metrics = json.loads(json.dumps(evaluator.metrics)) if evaluator.ids else {}
     return RunResult(output_dir=out, global_step=int(trainer.state.global_step), resumed_from=ckpt, metrics=metrics)
