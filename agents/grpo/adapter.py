@@ -77,7 +77,8 @@ def rows_to_dataset(rows: Sequence[dict[str, Any]]) -> Any:
 
     if not rows:
         raise ValueError("rows_to_dataset got no rows")
-    data = {k: [r[k] for r in rows] for k in ("prompt", "images", "episode_id")}
+    keys = ["prompt", "images", "episode_id"] + [k for k in ("candidate",) if k in rows[0]]
+    data = {k: [r[k] for r in rows] for k in keys}
     ds = Dataset.from_dict(data)  # PIL lists are inferred as List(Image())
     if ds.features["images"] != List(Image()):
         ds = ds.cast_column("images", List(Image()))
@@ -159,11 +160,12 @@ def make_reward_funcs(scorer: BatchScorer, terms: Sequence[str]) -> list[RewardF
     for term in terms:
 
         def fn(prompts: Any = None, completions: Sequence[Any] = (), episode_id: Sequence[int] = (),
-               trainer_state: Any = None, _term: str = term, **_: Any) -> list[float]:
+               trainer_state: Any = None, _term: str = term, **kw: Any) -> list[float]:
             if not episode_id:
                 raise ValueError("reward function needs the dataset's episode_id column (remove_unused_columns=False)")
             step = int(getattr(trainer_state, "global_step", 0)) + 1 if trainer_state is not None else 0
-            _rewards, infos = scorer.score(episode_id, completions, step=step)
+            extra = {"candidate": kw["candidate"]} if "candidate" in kw else {}  # pair-format rows
+            _rewards, infos = scorer.score(episode_id, completions, step=step, **extra)
             return [float(info.get("reward_terms", {}).get(_term, 0.0)) for info in infos]
 
         fn.__name__ = term

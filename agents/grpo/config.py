@@ -189,6 +189,8 @@ def validate(train: Any) -> None:
         raise ConfigError(f"train.holdout_frac must be in [0, 1), got {train.holdout_frac}")
     if train.use_peft and int(train.lora_r) <= 0:
         raise ConfigError(f"train.lora_r must be > 0 when use_peft is true, got {train.lora_r}")
+    if train.listener_format not in ("choice", "pairs"):
+        raise ConfigError(f"train.listener_format must be choice or pairs, got {train.listener_format!r}")
     if train.torch_dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"train.torch_dtype must be float32, bfloat16 or float16, got {train.torch_dtype!r}")
     if train.wandb.mode not in ("offline", "online", "disabled"):
@@ -210,8 +212,6 @@ def validate(train: Any) -> None:
             raise ConfigError(f"train.selfplay.reference_weight must be in [0, 1], got {sp.reference_weight}")
         if float(sp.reference_weight) > 0 and not sp.reference_listener:
             raise ConfigError("train.selfplay.reference_weight > 0 needs train.selfplay.reference_listener")
-        if not sp.listener_env.id:
-            raise ConfigError("train.selfplay.listener_env.id is required for role=selfplay")
         if sp.listener_model:
             check_model_path(str(sp.listener_model), "train.selfplay.listener_model")
     check_model_path(str(train.model))

@@ -71,9 +71,11 @@ class HeldoutEvalCallback(TrainerCallback):
     """Measures held-out accuracy at train begin (unless known from an earlier run) and end; writes metrics.json."""
 
     def __init__(self, env: Any, processor: Any, episode_ids: Sequence[int], max_new_tokens: int, output_dir: str | Path,
-                 batch_size: int = 16, prompt_opts: dict[str, Any] | None = None, chance: float | None = None) -> None:
+                 batch_size: int = 16, prompt_opts: dict[str, Any] | None = None, chance: float | None = None,
+                 measure: Any = None) -> None:
         self.env, self.processor, self.ids = env, processor, list(episode_ids)
         self.max_new_tokens, self.batch_size, self.prompt_opts = max_new_tokens, batch_size, prompt_opts
+        self.measure = measure  # model -> metrics dict; default: greedy decoding judged by the env
         self.path = Path(output_dir) / METRICS_FILE
         self.metrics: dict[str, Any] = {"chance": chance, "heldout_episode_ids": self.ids}
         if self.path.is_file():  # a resumed run keeps the "before" of the original start
@@ -82,6 +84,8 @@ class HeldoutEvalCallback(TrainerCallback):
                 self.metrics["before"] = previous["before"]
 
     def _measure(self, model: Any) -> dict[str, Any]:
+        if self.measure is not None:
+            return self.measure(model)
         return heldout_accuracy(model, self.processor, self.env, self.ids, self.max_new_tokens, self.batch_size,
                                 self.prompt_opts)
 

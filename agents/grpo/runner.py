@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.grpo import config as C
+from agents.grpo import pairs as pairs_mod
 from agents.grpo.adapter import (
     BatchScorer,
     env_reward_spec,
@@ -116,17 +117,22 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
         _save_config(cfg, out)
 
     env = make_env(train)  # one env (one listener) serves the rewards and the held-out evaluation
-    terms, weights = resolve_reward_terms(env_reward_spec(env), C.to_container(train.reward_terms),
+    pairs = train.role == "listener" and train.listener_format == "pairs"
+    spec = pairs_mod.PAIR_SPEC if pairs else env_reward_spec(env)
+    terms, weights = resolve_reward_terms(spec, C.to_container(train.reward_terms),
                                           C.to_container(train.reward_weights))
     args = C.build_grpo_config(train, out, reward_weights=weights)  # TRL's checks, before the model loads
     train_ids, heldout = split_episodes(env.unwrapped.num_episodes, float(train.holdout_frac), int(train.seed))
     heldout = heldout[: int(train.eval_max_episodes)]
     prompt_opts = C.to_container(train.prompt_opts)
-    rows = [episode_prompt(env, i, prompt_opts) for i in train_ids]  # shared by the dataset and the warm start
+    if pairs:  # one yes/no row per (description, candidate): target + one hard negative per episode
+        rows = pairs_mod.pair_rows(env, train_ids, int(train.seed))
+    else:
+        rows = [episode_prompt(env, i, prompt_opts) for i in train_ids]  # shared by the dataset and the warm start
     dataset = rows_to_dataset(rows)
 
     logger = RolloutLogger(out, terms)
-    scorer = BatchScorer(env, on_scored=logger.on_scored)
+    scorer = (pairs_mod.PairScorer if pairs else BatchScorer)(env, on_scored=logger.on_scored)
     reward_funcs = make_reward_funcs(scorer, terms)
 
     model, processor = load_policy(train, checkpoint=ckpt)
@@ -141,8 +147,13 @@ def run(cfg: Any, extra_callbacks: Sequence[Any] = ()) -> RunResult:
             print(f"[lewis-train] vocabulary warm start ({stats['steps']} steps, words carry no image "
                   f"information): mass on the {len(warm['words'])} words {stats['word_mass']:.2f}", flush=True)
     k = C.to_container(train.env.get("kwargs") or {}).get("k")
+    measure = None
+    if pairs:
+        def measure(m: Any) -> dict[str, Any]:
+            return pairs_mod.pair_heldout_accuracy(m, processor, env, heldout, int(train.eval_batch_size))
     evaluator = HeldoutEvalCallback(env, processor, heldout, int(train.max_completion_length), out,
-                                    int(train.eval_batch_size), prompt_opts, chance=1.0 / k if k else None)
+                                    int(train.eval_batch_size), prompt_opts, chance=1.0 / k if k else None,
+                                    measure=measure)
     callbacks = [logger, RewardCurveCallback(out, title=out.name), evaluator, CheckpointMarker(), *extra_callbacks]
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=processor, peft_config=C.lora_config(train), callbacks=callbacks)

@@ -115,7 +115,11 @@ class TrainConfig:
     min_pixels: int | None = doc(None, "processor min_pixels per image")
     max_pixels: int | None = doc(None, "processor max_pixels per image")
     env: EnvConfig = node(EnvConfig, "the env (usually from conf/env/<name>.yaml)")
-    prompt_opts: dict[str, Any] = doc({}, "extra kwargs for agents.qwen.prompts.build_messages")
+    prompt_opts: dict[str, Any] = doc({}, "extra kwargs for agents.qwen.prompts.build_messages (listener: "
+                                          "answer_style letter|index, description_first)")
+    listener_format: str = doc("choice", "listener answers: choice (one prompt with all K candidates, answer "
+                                         "a letter or number) | pairs (yes/no per candidate; choice = argmax "
+                                         "P(yes), as the qwen listener scores)")
     reward_terms: list[str] = doc([], "reward terms trained on; [] = every term of the env's reward spec")
     reward_weights: dict[str, float] = doc({}, "weight per term, overriding the env's reward spec")
     holdout_frac: float = doc(0.25, "share of episodes kept out of training for before/after accuracy")

@@ -1,0 +1,60 @@
+"""Pair-format listener rewards (balanced, noise cannot farm them), the contrastive term, and self-play configs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import lewis_env  # noqa: F401
+from agents.grpo import config as C
+from agents.grpo import pairs as P
+
+
+@pytest.fixture(scope="module")
+def listener_env():
+    return gym.make("lewis_env/LewisListener-v0", dataset={"kind": "synthetic", "num_concepts": 8, "image_size": 32,
+                                                          "vary": ("color",), "colors": ("red", "green", "blue", "yellow")},
+                    split="all", k=4, image_size=32)
+
+
+@pytest.mark.parametrize("contrastive", [False, True])
+def test_pair_rows_are_balanced_so_a_constant_answer_earns_half(listener_env, contrastive):
+    ids = list(range(12))
+    rows = P.pair_rows(listener_env, ids, seed=0, contrastive=contrastive)
+    per_episode = 4 if contrastive else 2
+    assert len(rows) == per_episode * len(ids)
+    assert all(len(r["images"]) == 1 and "Answer yes or no" in r["prompt"][-1]["content"][-1]["text"] for r in rows)
+    scorer = P.PairScorer(listener_env)
+    eids, cands = [r["episode_id"] for r in rows], [r["candidate"] for r in rows]
+    for constant in ("yes", "no"):
+        rewards, infos = scorer.score(eids, [constant] * len(rows), candidate=cands)
+        assert rewards.mean() == pytest.approx(0.5), constant
+    truth = ["yes" if i["is_target"] else "no" for i in infos]
+    rewards, infos = scorer.score(eids, truth, candidate=cands)
+    assert rewards.min() == 1.0 and all(i["reward_terms"] == {P.PAIR_TERM: 1.0} for i in infos)
+    rewards, infos = scorer.score(eids, ["maybe"] * len(rows), candidate=cands)
+    assert rewards.max() == 0.0 and infos[0]["parse_error"]
+    if contrastive:  # the extra positive is another image of the target concept, not the candidate shown
+        extra = [r for r in rows if r["candidate"] == 4]
+        assert extra and all(np.asarray(r["images"][0]).shape == (32, 32, 3) for r in extra)
+
+
+def test_contrastive_reward_is_target_minus_mean_negative():
+    assert P.contrastive_reward("", {"listener_scores": [0.9, 0.1, 0.3, 0.2], "target_index": 0}) == pytest.approx(0.7)
+    assert P.contrastive_reward("", {"listener_scores": [0.9, 0.1], "target_index": 1}) == pytest.approx(-0.8)
+    assert P.contrastive_reward("", {"listener_scores": None, "target_index": 0}) == 0.0
+
+
+def test_selfplay_configs_compose_with_their_defaults():
+    tiny = C.compose(["train=selfplay_tiny_cpu"]).train
+    assert tiny.role == "selfplay" and not tiny.selfplay.shared_model and tiny.selfplay.reference_listener == "rule"
+    big = C.compose(["train=selfplay_qwen2vl_2b"]).train
+    assert big.selfplay.shared_model and big.selfplay.contrastive and big.use_peft and big.deepspeed is None
+    for bad, key in (("train.selfplay.first=referee", "selfplay.first"),
+                     ("train.selfplay.reference_weight=1.5", "reference_weight"),
+                     ("train.selfplay.speaker_steps=0", "speaker_steps")):
+        with pytest.raises(C.ConfigError, match=key):
+            C.compose(["train=selfplay_tiny_cpu", bad])
+    with pytest.raises(C.ConfigError, match="needs train.selfplay.reference_listener"):
+        C.compose(["train=selfplay_tiny_cpu", "train.selfplay.reference_listener=null"])
