@@ -9,13 +9,12 @@ cannot farm the reward. Held-out accuracy is the K-way accuracy of argmax P(yes)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from agents.grpo.adapter import completion_text
+from agents.grpo.adapter import BatchScorer, completion_text
 from lewis_env.parsing import LETTERS, parse_yes_no
 
 PAIR_TERM = "pair_accuracy"
@@ -86,16 +85,8 @@ def contrastive_reward(completion: str, info: Any) -> float:
     return float(scores[int(target)] - sum(negatives) / len(negatives))
 
 
-class PairScorer:
+class PairScorer(BatchScorer):
     """Rewards yes/no completions: right when "yes" is said of the target and "no" of a distractor."""
-
-    def __init__(self, env: Any, on_scored: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.env = env
-        self.on_scored = on_scored
-        self.calls = 0
-        self._key: tuple | None = None
-        self._value: tuple[np.ndarray, list[dict[str, Any]]] | None = None
-        self._lock = threading.Lock()
 
     def score(self, episode_ids: Sequence[int], completions: Sequence[Any], candidate: Sequence[int] = (),
               **context: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:

@@ -9,6 +9,7 @@ own (``field_help``), so nothing is documented twice. Any other GRPOConfig field
 This module imports neither torch nor trl.
 """
 
+# ruff: noqa: RUF009  (doc/node/grpo return dataclasses.field(...): a field spec, not a shared default value)
 from __future__ import annotations
 
 import dataclasses
@@ -26,14 +27,14 @@ def grpo(default: Any) -> Any:
     return field(default=default, metadata={"grpo": True})
 
 
-def doc(default: Any, help: str) -> Any:  # noqa: A002  (the dataclass-metadata convention TRL uses)
+def doc(default: Any, help: str) -> Any:
     """A field with a default and a one-line help text (mutable defaults are copied per instance)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
-def node(cls: type, help: str, optional: bool = False) -> Any:  # noqa: A002
+def node(cls: type, help: str, optional: bool = False) -> Any:
     """A nested config field (``None`` by default when ``optional``)."""
     if optional:
         return field(default=None, metadata={"help": help})

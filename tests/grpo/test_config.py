@@ -124,7 +124,7 @@ def test_cli_rejects_mistakes_before_any_model_loads(tmp_path):
         (["--config-name=missing"], "--config-name=missing"),
     ]
     for args, needle in cases:
-        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env,
+        proc = subprocess.run([sys.executable, "-c", probe, *args], check=False, capture_output=True, text=True, env=env,
                               cwd=tmp_path, timeout=120)
         assert proc.returncode == 2, (args, proc.stderr[-500:])
         assert needle in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr[-500:])
