@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 
 from agents.service.errors import ServiceError
 from lewis_env.data.images import BadImageError
+from lewis_env.listeners.rule import NoAttributesError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class Gate:
             return await run_in_threadpool(fn, *args)
         except (ServiceError, BadImageError, RequestValidationError):
             raise
+        except NoAttributesError as exc:  # the client sent candidates this listener cannot judge: a 4xx
+            raise ServiceError(422, str(exc)) from exc
         except Exception as exc:  # the model failed: answer 500 naming the cause (clients may retry)
             log.exception("model call failed")
             raise ServiceError(500, f"model call failed: {type(exc).__name__}: {exc}") from exc

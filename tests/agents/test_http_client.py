@@ -272,3 +272,4 @@ def test_rule_listener_on_a_synthetic_world_remote_equals_local():
         # without attributes the rule listener has nothing to match: it refuses rather than flip a coin
         HTTPListener(url=srv.url, send_attributes=False, max_retries=0).choose_batch(descs[:1], cands[:1])
     assert "ground-truth attributes" in str(exc.value)
+    assert getattr(exc.value, "status", None) == 422  # the client's mistake: a 4xx, not retried as a 500
