@@ -13,12 +13,16 @@ Shaped after lm-evaluation-harness's ``lm_eval/api/registry.py``:
 from __future__ import annotations
 
 import difflib
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar, overload
 
 from lewis_env.imports import import_object
+
+#: (group, sys.path) -> {name: entry point}; metadata on a path entry is taken as fixed for the process.
+_EP_CACHE: dict[tuple[str, tuple[str, ...]], dict[str, EntryPoint]] = {}
 
 T = TypeVar("T")
 #: What a registry stores before first use: the object itself or where to import it from.
@@ -119,9 +123,16 @@ class Registry(Generic[T]):
 
     # -- lookup --------------------------------------------------------------------------------
     def _entry_points(self) -> dict[str, EntryPoint]:
+        """Installed entry points of the group, scanned once per ``sys.path`` (a scan reads every
+        distribution's metadata: far too slow for a lookup inside a bootstrap loop)."""
         if not self.entry_point_group:
             return {}
-        return {ep.name: ep for ep in entry_points(group=self.entry_point_group)}
+        key = (self.entry_point_group, tuple(sys.path))
+        hit = _EP_CACHE.get(key)
+        if hit is None:
+            hit = {ep.name: ep for ep in entry_points(group=self.entry_point_group)}
+            _EP_CACHE[key] = hit
+        return hit
 
     def names(self) -> list[str]:
         """Every name ``get`` accepts: registrations plus installed entry points, sorted."""
