@@ -148,3 +148,38 @@ class RewardCurveCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._draw(state)
+
+
+class SelectBestCallback(TrainerCallback):
+    """Early stopping by model selection: ``score(model)`` (validation accuracy) at the start and every ``every``
+    steps; the trainable weights of the best score are kept and put back when training ends."""
+
+    def __init__(self, score: Any, every: int) -> None:
+        self.score, self.every = score, int(every)
+        self.best, self.best_step, self.curve = float("-inf"), 0, []
+        self._weights: dict[str, Any] | None = None
+
+    def _check(self, model: Any, step: int) -> None:
+        value = float(self.score(model))
+        self.curve.append({"step": int(step), "accuracy": round(value, 4)})
+        if value > self.best:
+            self.best, self.best_step = value, int(step)
+            self._weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._check(model, 0)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.every > 0 and state.global_step % self.every == 0:
+            self._check(model, state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.curve and self.curve[-1]["step"] != state.global_step:
+            self._check(model, state.global_step)
+        if self._weights is not None and self.best_step != state.global_step:
+            import torch
+
+            with torch.no_grad():
+                params = dict(model.named_parameters())
+                for name, value in self._weights.items():
+                    params[name].copy_(value)

@@ -208,6 +208,8 @@ def validate(train: Any) -> None:
         for key in ("phases", "speaker_steps", "listener_steps"):
             if int(sp[key]) < 1:
                 raise ConfigError(f"train.selfplay.{key} must be >= 1, got {sp[key]}")
+        if int(sp.listener_select_every) < 0 or int(sp.listener_val_episodes) < 1:
+            raise ConfigError("train.selfplay.listener_select_every must be >= 0 and listener_val_episodes >= 1")
         if not 0.0 <= float(sp.reference_weight) <= 1.0:
             raise ConfigError(f"train.selfplay.reference_weight must be in [0, 1], got {sp.reference_weight}")
         if float(sp.reference_weight) > 0 and not sp.reference_listener:

@@ -99,6 +99,10 @@ class SelfPlayConfig:
     listener_learning_rate: float | None = doc(None, "listener learning rate; null = train.learning_rate")
     listener_num_generations: int | None = doc(None, "GRPO generations per listener prompt (the batch size stays "
                                                      "train.per_device_train_batch_size); null = train.num_generations")
+    listener_select_every: int = doc(0, "every N listener steps, pair accuracy on validation episodes (split off "
+                                        "the training episodes, never trained on by the listener); the phase "
+                                        "ends on the best weights seen (early stopping); 0 = off")
+    listener_val_episodes: int = doc(48, "validation episodes for listener_select_every")
     reference_listener: str | None = doc(None, "frozen listener that also scores the speaker (rule, ...); "
                                                "null = none")
     reference_weight: float = doc(0.0, "share of the speaker reward paid by the reference listener (0..1)")

@@ -36,7 +36,7 @@ from agents.grpo.adapter import (
     rows_to_dataset,
     split_episodes,
 )
-from agents.grpo.callbacks import RolloutLogger
+from agents.grpo.callbacks import RolloutLogger, SelectBestCallback
 from agents.grpo.evaluate import greedy_completions
 from agents.grpo.resume import (
     IncompleteCheckpointWarning,
@@ -203,7 +203,9 @@ class SelfPlay:
     # -- envs ------------------------------------------------------------------------------------
     def build_envs(self) -> None:
         """Speaker env with the live listener, the frozen reference/cross-play envs and the listener env."""
-        live = ModelListener(self.l_model, self.l_proc, self.image_size, int(self.train.eval_batch_size))
+        # the live listener scores at the size it trains at (the listener env's), not the speaker's
+        size = int(self.listener_kwargs.get("image_size", self.image_size))
+        live = ModelListener(self.l_model, self.l_proc, size, int(self.train.eval_batch_size))
         self.live = live
         self.served = ServedListener.from_config(self.sp)  # listener_service.url: the speaker is scored over HTTP
         scorer = live if self.served is None else self.served.client
@@ -221,6 +223,13 @@ class SelfPlay:
         n = self.s_env.unwrapped.num_episodes
         self.train_ids, held = split_episodes(n, float(self.train.holdout_frac), int(self.train.seed))
         self.heldout = held[: int(self.train.eval_max_episodes)]
+        # listener_select_every: validation episodes split off the training ones; the listener never trains on them
+        n_val = int(self.sp.listener_val_episodes) if int(self.sp.listener_select_every) > 0 else 0
+        if n_val and n_val >= len(self.train_ids):
+            raise C.ConfigError(f"train.selfplay.listener_val_episodes={n_val} leaves no training episode "
+                                f"({len(self.train_ids)} in all)")
+        self.val_ids = list(self.train_ids[len(self.train_ids) - n_val:]) if n_val else []
+        self.listener_ids = list(self.train_ids[: len(self.train_ids) - n_val])
         opts = C.to_container(self.train.prompt_opts)
         self.s_rows = {i: episode_prompt(self.s_env, i, opts) for i in [*self.train_ids, *self.heldout]}
 
@@ -233,16 +242,20 @@ class SelfPlay:
                                    int(self.train.max_completion_length), int(self.train.eval_batch_size))
         return {int(i): extract_description(t) for i, t in zip(ids, texts)}
 
-    def evaluate(self) -> dict[str, Any]:
-        """Held-out pair accuracy, speaker cross-play with the frozen listener, listener on templates."""
+    def pair_accuracy(self, model: Any, ids: Sequence[int], descs: dict[int, str]) -> float:
+        """K-way accuracy of argmax P(yes) of ``model`` reading ``descs`` on episodes ``ids`` (the env judges)."""
         from lewis_env.parsing import LETTERS
 
-        ids = self.heldout
-        descs = self.describe(ids)
-        choices = P.pair_choices(self.l_model, self.l_proc, self.l_env, ids, [descs[i] for i in ids],
+        choices = P.pair_choices(model, self.l_proc, self.l_env, ids, [descs[i] for i in ids],
                                  int(self.train.eval_batch_size))
         _r, infos = self.l_env.unwrapped.score_batch(ids, [LETTERS[c] for c, _ in choices])
-        pair = float(np.mean([bool(i.get("correct")) for i in infos]))
+        return float(np.mean([bool(i.get("correct")) for i in infos]))
+
+    def evaluate(self) -> dict[str, Any]:
+        """Held-out pair accuracy, speaker cross-play with the frozen listener, listener on templates."""
+        ids = self.heldout
+        descs = self.describe(ids)
+        pair = self.pair_accuracy(self.l_model, ids, descs)
         _r, xinfos = self.x_env.unwrapped.score_batch(ids, [descs[i] for i in ids])
         cross = float(np.mean([bool(i.get("correct")) for i in xinfos]))
         tmpl = P.pair_heldout_accuracy(self.l_model, self.l_proc, self.l_env, ids, int(self.train.eval_batch_size))
@@ -317,15 +330,33 @@ class SelfPlay:
 
         return [contrastive]
 
+    def listener_warm_start(self) -> dict[str, Any]:
+        """The listener's warm starts, run before its first phase so that its reading rows are the words it
+        will get: the current speaker's descriptions of the training episodes, besides the env's templates."""
+        ids = self.listener_ids
+        descs = self.describe(ids)
+        rows = P.pair_rows(self.l_env, ids, int(self.train.seed), describe=descs.__getitem__)
+        stats = warm_start(self.l_model, self.l_proc, rows, C.to_container(self.sp.listener_warm_start),
+                           int(self.train.seed), env=self.l_env, episode_ids=ids, what="listener",
+                           descriptions=[descs[i] for i in ids])
+        self.live.model = self.l_model
+        return {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                if isinstance(v, dict) else v for k, v in stats.items()} or {"none": True}
+
     def listener_phase(self, phase: int) -> float:
         """GRPO on the listener (pair format) over the current speaker's descriptions of the training episodes."""
-        descs = self.describe(self.train_ids)
-        rows = P.pair_rows(self.l_env, self.train_ids, int(self.train.seed) + phase, describe=descs.__getitem__,
+        descs = self.describe([*self.listener_ids, *self.val_ids])
+        rows = P.pair_rows(self.l_env, self.listener_ids, int(self.train.seed) + phase, describe=descs.__getitem__,
                            contrastive=bool(self.sp.contrastive))
         logger = RolloutLogger(self.out / "rollouts", [P.PAIR_TERM])
         logger.path = self.out / "rollouts" / f"phase-{phase:03d}-listener.jsonl"
         funcs = make_reward_funcs(P.PairScorer(self.l_env, on_scored=logger.on_scored), [P.PAIR_TERM])
         trainer = self._trainer("listener", self.l_model, self.l_proc, rows, funcs, [1.0], phase, logger)
+        self.selection = None
+        if self.val_ids:
+            self.selection = SelectBestCallback(lambda m: self.pair_accuracy(m, self.val_ids, descs),
+                                                int(self.sp.listener_select_every))
+            trainer.add_callback(self.selection)
         trainer.train()
         self.l_model = trainer.model
         if self.sp.shared_model:
@@ -376,10 +407,6 @@ def run_selfplay(cfg: Any) -> RunResult:
         s_rows = [sess.s_rows[i] for i in sess.train_ids]
         warm_start(sess.s_model, sess.s_proc, s_rows, C.to_container(train.warm_start), int(train.seed),
                    what="speaker")
-        if not sp.shared_model:
-            l_rows = P.pair_rows(sess.l_env, sess.train_ids, int(train.seed))
-            warm_start(sess.l_model, sess.l_proc, l_rows, C.to_container(sp.listener_warm_start), int(train.seed),
-                       env=sess.l_env, episode_ids=sess.train_ids, what="listener")
         metrics["before"] = sess.evaluate()
         print(f"[lewis-train] before: {_line(metrics['before'])}", flush=True)
     publish_start(sess, ckpt)  # listener_service: the service serves the listener this run starts from
@@ -387,12 +414,18 @@ def run_selfplay(cfg: Any) -> RunResult:
     for phase in range(start, int(sp.phases)):
         role = order[phase % 2]
         t0 = time.perf_counter()
+        if role == "listener" and not sp.shared_model and not metrics.get("listener_warm_start"):
+            metrics["listener_warm_start"] = sess.listener_warm_start()
+        sess.selection = None
         mean = sess.speaker_phase(phase) if role == "speaker" else sess.listener_phase(phase)
         seconds = time.perf_counter() - t0
         steps = int(sp.speaker_steps if role == "speaker" else sp.listener_steps)
         ev = sess.evaluate()
         ev.update(phase=phase, role=role, steps=steps, mean_reward=mean, seconds=round(seconds, 1),
                   seconds_per_step=round(seconds / steps, 3))
+        if sess.selection is not None:  # listener_select_every: the step kept and the validation curve
+            ev.update(selected_step=sess.selection.best_step, validation_accuracy=round(sess.selection.best, 4),
+                      validation_curve=sess.selection.curve)
         if torch.cuda.is_available():
             ev["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         metrics["phases"].append(ev)

@@ -5,7 +5,7 @@ The speaker env scores through ``listener="http"``; the run publishes the listen
 before the first phase and after every phase that changed them (listener phases; every phase with
 ``shared_model``): it hands the saved folder to ``POST /admin/reload``. A LoRA adapter goes onto the service's
 base, so the run first publishes its starting listener as a full model (the base every later adapter was
-trained on, warm start included); a resumed LoRA run publishes ``train.model`` plus the checkpoint's adapter.
+trained on; the listener's warm start runs later, at its first phase); a resumed LoRA run publishes ``train.model`` plus the checkpoint's adapter.
 Start the service with ``--reload-root <train.output_dir>`` (and the base model's folder for LoRA resumes).
 """
 
@@ -78,7 +78,7 @@ def publish_start(sess: Any, ckpt: Path | None) -> None:
             return
         served.publish(folder)
         return
-    dest = sess.out / START_DIR  # the starting weights (after any warm start), as a full model
+    dest = sess.out / START_DIR  # the starting weights, as a full model
     shutil.rmtree(dest, ignore_errors=True)
     sess.l_model.save_pretrained(str(dest))
     sess.l_proc.save_pretrained(str(dest))

@@ -98,13 +98,14 @@ READ_QUESTION = "Description: {description}\nWhich {attribute} does the descript
 
 
 def grounding_rows(env: Any, episode_ids: Sequence[int], attribute: str, max_rows: int = 512,
-                   seed: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+                   seed: int = 0, descriptions: Sequence[str] = ()) -> tuple[list[dict[str, Any]], list[str]]:
     """(rows, words) of the grounding warm start over the TRAINING episodes ``episode_ids`` of a listener env.
 
     Naming rows: one candidate image + ``NAME_QUESTION``, target = that image's ground-truth ``attribute``.
     Reading rows: the episode's description alone + ``READ_QUESTION``, target = the one attribute word the
     description contains (read off the text; a description naming none or several is skipped). Equal numbers
-    of each, seeded; ``words`` = the attribute values seen (each must be a single token).
+    of each, seeded; ``words`` = the attribute values seen (each must be a single token). ``descriptions``:
+    more texts to read besides the env's (self-play: the current speaker's words, the listener's real input).
     """
     import re
 
@@ -130,12 +131,12 @@ def grounding_rows(env: Any, episode_ids: Sequence[int], attribute: str, max_row
                           f"train.warm_start.grounding=null for other data)")
     words = sorted({v for _, v in names})
     pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+    texts = [str(env.reset(options={"episode_id": int(i)})[0]["description"]) for i in episode_ids]
     reads = []
-    for i in episode_ids:
-        obs, _info = env.reset(options={"episode_id": int(i)})
-        found = {m.lower() for m in pattern.findall(str(obs["description"]))}
+    for text in [*texts, *map(str, descriptions)]:
+        found = {m.lower() for m in pattern.findall(text)}
         if len(found) == 1:
-            reads.append((str(obs["description"]).strip(), found.pop()))
+            reads.append((text.strip(), found.pop()))
     n = min(max_rows // 2, len(names), len(reads) or len(names))
     rows = []
     for j in rng.choice(len(names), size=n, replace=False):
@@ -174,15 +175,16 @@ def grounding_warm_start(model: Any, processor: Any, rows: Sequence[dict[str, An
 
 def warm_start(model: Any, processor: Any, rows: Sequence[dict[str, Any]], warm: dict[str, Any] | None, seed: int,
                env: Any = None, episode_ids: Sequence[int] = (), what: str = "policy",
-               verbose: bool = True) -> dict[str, Any]:
+               verbose: bool = True, descriptions: Sequence[str] = ()) -> dict[str, Any]:
     """Run the warm starts a ``train.warm_start`` node asks for: grounding (needs ``env`` + training
-    ``episode_ids``), then vocabulary over ``rows``; prints what each did. Returns their stats."""
+    ``episode_ids``; also reads ``descriptions``), then vocabulary over ``rows``; prints what each did."""
     warm = warm or {}
     out: dict[str, Any] = {}
     if warm.get("grounding"):
         if env is None:
             raise ValueError(f"{what}: the grounding warm start needs the listener env and its training episodes")
-        g_rows, g_words = grounding_rows(env, episode_ids, str(warm["grounding"]), seed=seed)
+        g_rows, g_words = grounding_rows(env, episode_ids, str(warm["grounding"]), seed=seed,
+                                         descriptions=descriptions)
         out["grounding"] = grounding_warm_start(model, processor, g_rows, g_words, int(warm.get("grounding_steps", 150)),
                                                 float(warm.get("grounding_learning_rate", 1e-3)), seed=seed)
         if verbose:

@@ -35,3 +35,31 @@ def test_progress_bar_shows_mean_reward():
     cb.on_log(None, state, None, logs=LOGS[1])
     assert shown["reward"] == "0.500" and shown["accuracy"] == "0.400" and shown["length"] == "0.100"
     assert cb.last["reward"] == 0.5
+
+
+def test_select_best_keeps_the_best_validated_weights_and_puts_them_back():
+    """Early stopping: the weights scored best (step 0 counts) are restored at the end; frozen ones untouched."""
+    import torch
+
+    from agents.grpo.callbacks import SelectBestCallback
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    model[1].weight.requires_grad_(False)
+    scores = iter([0.3, 0.7, 0.5, 0.4])  # steps 0, 2, 4, 6: best at step 2
+
+    cb = SelectBestCallback(lambda m: next(scores), every=2)
+    state = SimpleNamespace(global_step=0)
+    cb.on_train_begin(None, state, None, model=model)
+    kept = None
+    for step in range(1, 7):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        state.global_step = step
+        cb.on_step_end(None, state, None, model=model)
+        if step == 2:
+            kept = model[0].weight.detach().clone()
+    frozen = model[1].weight.detach().clone()
+    cb.on_train_end(None, state, None, model=model)
+    assert cb.best_step == 2 and cb.best == 0.7
+    assert [c["step"] for c in cb.curve] == [0, 2, 4, 6]
+    assert torch.equal(model[0].weight, kept) and torch.equal(model[1].weight, frozen)

@@ -83,9 +83,70 @@ def test_grounding_rows_name_training_images_and_read_descriptions_without_yes_n
     for r in rows:
         text = r["prompt"][0]["content"][-1]["text"].lower()
         assert "yes or no" not in text and "match" not in text
+    # self-play: the listener also reads the speaker's own words; texts naming no or several colours are skipped
+    spoken = ["red", "blue", "blue", "nothing here", "red or green"]
+    rows, _ = grounding_rows(listener_env, train_ids[:3], "color", max_rows=200, seed=0, descriptions=spoken)
+    read = sorted(r["prompt"][0]["content"][-1]["text"].split("\n")[0] for r in rows if not r["images"])
+    assert [t for t in read if t.count(" ") == 1] == ["Description: blue", "Description: blue", "Description: red"]
+    assert len(read) == 3 + 3  # the env's three descriptions and the three one-colour speaker texts
     with pytest.raises(ValueError, match="no candidate image has a ground-truth 'texture'"):
         grounding_rows(listener_env, train_ids, "texture")
     from agents.grpo.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"ground-truth 'colour' attribute; did you mean 'color'\?"):
         grounding_rows(listener_env, train_ids, "colour")  # a typo is a config error naming the near key
+
+
+def test_live_listener_scores_at_the_listener_envs_image_size(tmp_path):
+    """The speaker phase's live listener sees candidates at the size the listener trains on, not the speaker's."""
+    pytest.importorskip("trl")
+    from agents.grpo.selfplay import SelfPlay
+
+    cfg = C.compose(["train=selfplay_tiny_cpu", f"train.output_dir={tmp_path}", "train.env.kwargs.image_size=32",
+                     "train.env.kwargs.dataset.num_concepts=8", "train.env.kwargs.dataset.images_per_concept=3",
+                     "train.env.kwargs.dataset.image_size=32", "+train.selfplay.listener_env.kwargs.image_size=24"])
+    sess = SelfPlay(cfg)
+    sess.load(None)
+    sess.build_envs()
+    obs, _ = sess.l_env.reset(options={"episode_id": 0})
+    assert np.asarray(obs["candidates"][0]).shape[:2] == (24, 24)
+    assert sess.live.image_size == 24
+
+
+def test_selfplay_listener_warm_start_reads_the_speakers_words_once(tmp_path, monkeypatch):
+    """The listener's grounding warm start waits for its first phase and reads the current speaker's words
+    (its real input, not only the env's templates); a resumed run does not warm-start it again."""
+    pytest.importorskip("trl")
+    from agents.grpo import warmstart as W
+    from agents.grpo.selfplay import run_selfplay
+    from tests.grpo.test_selfplay_service import SMALL
+
+    calls = []
+    real = W.grounding_rows
+
+    def spy(*args, **kwargs):
+        calls.append(list(kwargs.get("descriptions", ())))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(W, "grounding_rows", spy)
+    over = [*SMALL, f"train.output_dir={tmp_path}", "train.selfplay.first=speaker",
+            "train.selfplay.listener_select_every=1", "train.selfplay.listener_val_episodes=3"]
+    first = run_selfplay(C.compose(over)).metrics
+    assert [p["role"] for p in first["phases"]] == ["speaker", "listener"]
+    # early stopping: validation at steps 0, 1, 2 on episodes the listener never trains on
+    listener = first["phases"][1]
+    assert [c["step"] for c in listener["validation_curve"]] == [0, 1, 2] and listener["selected_step"] in (0, 1, 2)
+    import json
+
+    from agents.grpo.selfplay import split_episodes
+
+    train_ids, _ = split_episodes(24, 0.25, 0)
+    trained_on = {json.loads(line)["episode_id"]
+                  for line in (tmp_path / "rollouts" / "phase-001-listener.jsonl").read_text().splitlines()}
+    assert trained_on and not trained_on & set(train_ids[-3:])
+    assert len(calls) == 1 and calls[0] and all(isinstance(d, str) for d in calls[0])
+    assert first["listener_warm_start"]["grounding"]["steps"] == 5
+    spoken = {e["description"] for p in first["phases"][:1] for e in p["examples"]}
+    assert spoken & set(calls[0])  # the speaker's greedy words after phase 0 are among the texts it read
+    again = run_selfplay(C.compose([*over, "train.selfplay.phases=3", "train.resume_from_checkpoint=auto"])).metrics
+    assert [p["role"] for p in again["phases"]] == ["speaker", "listener", "speaker"] and len(calls) == 1
