@@ -225,11 +225,11 @@ class SelfPlay:
         self.heldout = held[: int(self.train.eval_max_episodes)]
         # listener_select_every: validation episodes split off the training ones; the listener never trains on them
         n_val = int(self.sp.listener_val_episodes) if int(self.sp.listener_select_every) > 0 else 0
-        if n_val and n_val >= len(self.train_ids):
+        if n_val >= len(self.train_ids):
             raise C.ConfigError(f"train.selfplay.listener_val_episodes={n_val} leaves no training episode "
                                 f"({len(self.train_ids)} in all)")
-        self.val_ids = list(self.train_ids[len(self.train_ids) - n_val:]) if n_val else []
-        self.listener_ids = list(self.train_ids[: len(self.train_ids) - n_val])
+        cut = len(self.train_ids) - n_val
+        self.listener_ids, self.val_ids = list(self.train_ids[:cut]), list(self.train_ids[cut:])
         opts = C.to_container(self.train.prompt_opts)
         self.s_rows = {i: episode_prompt(self.s_env, i, opts) for i in [*self.train_ids, *self.heldout]}
 
@@ -330,29 +330,27 @@ class SelfPlay:
 
         return [contrastive]
 
-    def listener_warm_start(self) -> dict[str, Any]:
+    def listener_warm_start(self, descs: dict[int, str]) -> dict[str, Any]:
         """The listener's warm starts, run before its first phase so that its reading rows are the words it
-        will get: the current speaker's descriptions of the training episodes, besides the env's templates."""
+        will get: the current speaker's descriptions ``descs`` of the training episodes, besides the templates."""
         ids = self.listener_ids
-        descs = self.describe(ids)
         rows = P.pair_rows(self.l_env, ids, int(self.train.seed), describe=descs.__getitem__)
-        stats = warm_start(self.l_model, self.l_proc, rows, C.to_container(self.sp.listener_warm_start),
-                           int(self.train.seed), env=self.l_env, episode_ids=ids, what="listener",
-                           descriptions=[descs[i] for i in ids])
-        self.live.model = self.l_model
-        return {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
-                if isinstance(v, dict) else v for k, v in stats.items()} or {"none": True}
+        return warm_start(self.l_model, self.l_proc, rows, C.to_container(self.sp.listener_warm_start),
+                          int(self.train.seed), env=self.l_env, episode_ids=ids, what="listener",
+                          descriptions=[descs[i] for i in ids])
 
-    def listener_phase(self, phase: int) -> float:
-        """GRPO on the listener (pair format) over the current speaker's descriptions of the training episodes."""
+    def listener_phase(self, phase: int, warm: bool = False) -> float:
+        """GRPO on the listener (pair format) over the current speaker's descriptions of the training episodes;
+        ``warm``: its warm starts first (recorded in ``self.warm_stats``)."""
         descs = self.describe([*self.listener_ids, *self.val_ids])
+        if warm:
+            self.warm_stats = self.listener_warm_start(descs)
         rows = P.pair_rows(self.l_env, self.listener_ids, int(self.train.seed) + phase, describe=descs.__getitem__,
                            contrastive=bool(self.sp.contrastive))
         logger = RolloutLogger(self.out / "rollouts", [P.PAIR_TERM])
         logger.path = self.out / "rollouts" / f"phase-{phase:03d}-listener.jsonl"
         funcs = make_reward_funcs(P.PairScorer(self.l_env, on_scored=logger.on_scored), [P.PAIR_TERM])
         trainer = self._trainer("listener", self.l_model, self.l_proc, rows, funcs, [1.0], phase, logger)
-        self.selection = None
         if self.val_ids:
             self.selection = SelectBestCallback(lambda m: self.pair_accuracy(m, self.val_ids, descs),
                                                 int(self.sp.listener_select_every))
@@ -414,10 +412,12 @@ def run_selfplay(cfg: Any) -> RunResult:
     for phase in range(start, int(sp.phases)):
         role = order[phase % 2]
         t0 = time.perf_counter()
-        if role == "listener" and not sp.shared_model and not metrics.get("listener_warm_start"):
-            metrics["listener_warm_start"] = sess.listener_warm_start()
+        # the listener's warm starts wait for its first phase (a resumed run past one has them in its weights)
+        warm = not sp.shared_model and not any(p["role"] == "listener" for p in metrics["phases"])
         sess.selection = None
-        mean = sess.speaker_phase(phase) if role == "speaker" else sess.listener_phase(phase)
+        mean = sess.speaker_phase(phase) if role == "speaker" else sess.listener_phase(phase, warm=warm)
+        if role == "listener" and warm:
+            metrics["listener_warm_start"] = sess.warm_stats
         seconds = time.perf_counter() - t0
         steps = int(sp.speaker_steps if role == "speaker" else sp.listener_steps)
         ev = sess.evaluate()

@@ -118,3 +118,18 @@ def tiny_overrides(out_dir: str, **extra: Any) -> list[str]:
     shipped = compose([f"train={base['train']}"]).train.env.kwargs  # replaced by the fake env's own kwargs
     return ([f"{k}={v}" for k, v in base.items()] + [f"~train.env.kwargs.{k}" for k in shipped]
             + ["+train.env.kwargs.num_episodes=16"])
+
+
+def run_shipped_demo(config: str, out: Any, *overrides: str) -> Any:
+    """Run a shipped demo config (``train=<config>``) into ``out`` with seed 0, no wandb and no checkpoints."""
+    import os
+
+    import torch
+
+    from agents.grpo.config import compose
+    from agents.grpo.runner import run
+
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    torch.manual_seed(0)
+    return run(compose([f"train={config}", f"train.output_dir={out}", "train.wandb.mode=disabled",
+                        "train.save_steps=1000", "train.seed=0", *overrides]))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+
+from tests.grpo.conftest import run_shipped_demo
 
 FIRST_LAST = 15  # steps averaged at each end
 MARGIN = 0.08
@@ -13,20 +14,9 @@ MARGIN = 0.08
 
 @pytest.mark.slow
 def test_tiny_speaker_reward_goes_up(tmp_path):
-    import torch
-
-    from agents.grpo.config import compose
-    from agents.grpo.runner import run
-
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    torch.manual_seed(0)
     out = tmp_path / "learn"
     # the shipped demo config (warm start, colour game, unique_accuracy reward), just fewer steps
-    cfg = compose([
-        "train=speaker_tiny_cpu", f"train.output_dir={out}", "train.wandb.mode=disabled",
-        "train.max_steps=120", "train.save_steps=1000", "train.eval_max_episodes=8", "train.seed=0",
-    ])
-    result = run(cfg)
+    result = run_shipped_demo("speaker_tiny_cpu", out, "train.max_steps=120", "train.eval_max_episodes=8")
     assert result.global_step == 120
     rows = [json.loads(line) for line in (out / "lewis_rollouts.jsonl").read_text().splitlines()]
     by_step: dict[int, list[float]] = {}

@@ -8,26 +8,18 @@ listener starts at chance on held-out episodes; the rise is GRPO's.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+
+from tests.grpo.conftest import run_shipped_demo
 
 STEPS = 200
 
 
 @pytest.mark.slow
 def test_tiny_listener_heldout_accuracy_rises_from_chance(tmp_path):
-    import torch
-
-    from agents.grpo.config import compose
-    from agents.grpo.runner import run
-
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    torch.manual_seed(0)
     out = tmp_path / "listener"
-    cfg = compose(["train=listener_tiny_cpu", f"train.output_dir={out}", "train.wandb.mode=disabled",
-                   f"train.max_steps={STEPS}", "train.save_steps=1000", "train.eval_every=100", "train.seed=0"])
-    result = run(cfg)
+    result = run_shipped_demo("listener_tiny_cpu", out, f"train.max_steps={STEPS}", "train.eval_every=100")
     assert result.global_step == STEPS
     before, after = result.metrics["before"], result.metrics["after"]
     print(f"held-out accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f} (n={after['num_episodes']})")
